@@ -1,0 +1,57 @@
+"""blat_async: an asyncio client for Blat's batch sitemap scrape results.
+
+>>> from blat_async import BlatClient
+>>> async with BlatClient() as client:  # doctest: +SKIP
+...     async for item in client.iter_batch_scrape_sitemap("b-123"):
+...         print(item.metadata.url, len(item.links))
+"""
+
+from ._pagination import FINAL_STATUSES, ReadEnd, end_of_read
+from ._readahead import ReadProgress
+from ._retry import RetryPolicy
+from ._version import __version__
+from .client import BlatClient
+from .errors import (
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    BlatError,
+    InternalServerError,
+    NotFoundError,
+    PaginationError,
+    PermissionDeniedError,
+    RateLimitError,
+    ResponseValidationError,
+)
+from .models import (
+    BatchScrapeSitemapData,
+    BatchScrapeSitemapMetadata,
+    BatchScrapeSitemapStatusResponse,
+)
+
+__all__ = [
+    "FINAL_STATUSES",
+    "APIConnectionError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "BatchScrapeSitemapData",
+    "BatchScrapeSitemapMetadata",
+    "BatchScrapeSitemapStatusResponse",
+    "BlatClient",
+    "BlatError",
+    "InternalServerError",
+    "NotFoundError",
+    "PaginationError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "ReadEnd",
+    "ReadProgress",
+    "ResponseValidationError",
+    "RetryPolicy",
+    "__version__",
+    "end_of_read",
+]

@@ -1,0 +1,319 @@
+"""When a batch has been fully read, and which offsets to fetch next: no I/O.
+
+The end-of-read rules
+=====================
+
+A read yields every item of a batch exactly once, in offset order, and ends:
+
+1. at ``stop``, when the caller gave one (items past it are not yielded);
+2. when a page comes back with no items (in follow mode: when the batch's
+   status is final, or otherwise it waits and asks again);
+3. when the offset reaches ``total``, when the server sends one.
+
+``processed`` never ends a read: it counts *successful* scrapes only, and
+failed sitemap jobs are items too. A page shorter than the one before is
+not, by itself, the end: the next offset is asked for.
+
+`end_of_read` states these rules as one function; `ReadPlan` applies them to
+pages that may arrive out of order from concurrent requests.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+from collections.abc import Hashable
+from typing import Final
+
+import attrs
+
+from .errors import PaginationError
+from .models import BatchScrapeSitemapData, BatchScrapeSitemapStatusResponse
+
+__all__ = [
+    "FINAL_STATUSES",
+    "Delivery",
+    "ReadEnd",
+    "ReadPlan",
+    "end_of_read",
+    "is_final_status",
+]
+
+FINAL_STATUSES: Final = frozenset(
+    {
+        "aborted",
+        "canceled",
+        "cancelled",
+        "complete",
+        "completed",
+        "done",
+        "error",
+        "expired",
+        "failed",
+        "failure",
+        "finished",
+        "success",
+        "succeeded",
+    }
+)
+"""Batch statuses after which no more items appear (compared without case)."""
+
+_RECENT_JOB_IDS: Final = 2048
+"""How many recent job ids are remembered to catch a server that repeats itself."""
+
+
+def is_final_status(status: str | None) -> bool:
+    """Whether a batch with this status will get no more items."""
+    return status is not None and status.strip().lower() in FINAL_STATUSES
+
+
+class ReadEnd(enum.Enum):
+    """Why a read ended."""
+
+    STOP = "stop"
+    """The offset reached the caller's ``stop``."""
+    TOTAL = "total"
+    """The offset reached the batch's ``total``."""
+    EMPTY_PAGE = "empty page"
+    """A page came back with no items."""
+
+
+def end_of_read(
+    *, next_offset: int, page_items: int, total: int | None, stop: int | None
+) -> ReadEnd | None:
+    """Decide whether a read is over after a page.
+
+    ``next_offset`` is the offset after the page's items, ``page_items`` how
+    many items the page held. Returns why the read ended, or ``None`` to go
+    on at ``next_offset``.
+    """
+    if stop is not None and next_offset >= stop:
+        return ReadEnd.STOP
+    if page_items == 0:
+        return ReadEnd.EMPTY_PAGE
+    if total is not None and next_offset >= total:
+        return ReadEnd.TOTAL
+    return None
+
+
+@attrs.frozen
+class Delivery:
+    """A page ready to hand to the caller: its first item's offset and its new items."""
+
+    offset: int
+    page: BatchScrapeSitemapStatusResponse
+
+
+def _job_key(item: BatchScrapeSitemapData) -> Hashable | None:
+    metadata = item.metadata
+    return None if metadata is None else metadata.job_id
+
+
+@attrs.define
+class ReadPlan:
+    """The state of one read: which offsets to fetch, and what to yield when a page arrives.
+
+    Pages are addressed by offset, so after the first page shows the page
+    size, later offsets can be fetched before they are needed. Whatever order
+    pages arrive in and whatever length they have, items are delivered once
+    and in order: a short page leaves a gap that is fetched next, a long page
+    overlaps the next one and the overlap is dropped.
+
+    The caller (the read-ahead engine) asks `to_fetch` what to request,
+    reports each answer with `arrived` or `failed`, and yields what `arrived`
+    returns until `ended` is set. In follow mode, `waiting` means the read
+    has caught up with a running batch; `resume` asks again.
+    """
+
+    start: int
+    stop: int | None = None
+    follow: bool = False
+    window: int = 2
+    """How many pages may be in flight or buffered ahead of the caller."""
+
+    cursor: int = attrs.field(init=False)
+    """The offset of the next item to deliver."""
+    page_size: int | None = attrs.field(default=None, init=False)
+    total: int | None = attrs.field(default=None, init=False)
+    status: str | None = attrs.field(default=None, init=False)
+    processed: int | None = attrs.field(default=None, init=False)
+    ended: ReadEnd | None = attrs.field(default=None, init=False)
+    waiting: bool = attrs.field(default=False, init=False)
+    in_flight: set[int] = attrs.field(factory=set, init=False)
+    _ready: dict[int, BatchScrapeSitemapStatusResponse] = attrs.field(factory=dict, init=False)
+    _frontier: int = attrs.field(init=False)
+    _recent: dict[Hashable, int] = attrs.field(factory=dict, init=False)
+    _recent_order: deque[Hashable] = attrs.field(factory=deque, init=False)
+    _last_data: tuple[BatchScrapeSitemapData, ...] = attrs.field(default=(), init=False)
+    _last_offset: int = attrs.field(default=0, init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.cursor = self._frontier = self.start
+        if self.stop is not None and self.stop <= self.start:
+            self.ended = ReadEnd.STOP
+
+    @property
+    def done(self) -> bool:
+        """Whether the read has ended."""
+        return self.ended is not None
+
+    # -- what to fetch -------------------------------------------------------
+
+    def _bound(self) -> int | None:
+        """The offset no fetch needs to reach: ``stop`` or ``total``, whichever is lower."""
+        bounds = [b for b in (self.stop, self.total) if b is not None]
+        return min(bounds) if bounds else None
+
+    def _cursor_covered(self) -> bool:
+        if self.cursor in self.in_flight or self.cursor in self._ready:
+            return True
+        size = self.page_size or 1
+        return any(o <= self.cursor < o + size for o in self.in_flight)
+
+    def to_fetch(self, limit: int) -> list[int]:
+        """Return the offsets to request now, with at most ``limit`` requests in flight."""
+        if self.ended is not None or self.waiting:
+            return []
+        offsets = []
+        if not self._cursor_covered() and len(self.in_flight) < limit:
+            offsets.append(self.cursor)
+            self._mark_in_flight(self.cursor)
+        if self.page_size is None:
+            # Until the first page shows the page size, nothing can be guessed.
+            return offsets
+        bound = self._bound()
+        self._frontier = max(self._frontier, self.cursor)
+        while (
+            len(self.in_flight) < limit
+            and len(self.in_flight) + len(self._ready) < self.window
+            and (bound is None or self._frontier < bound)
+        ):
+            offsets.append(self._frontier)
+            self._mark_in_flight(self._frontier)
+        return offsets
+
+    def _mark_in_flight(self, offset: int) -> None:
+        self.in_flight.add(offset)
+        self._frontier = max(self._frontier, offset + (self.page_size or 1))
+
+    # -- what came back ------------------------------------------------------
+
+    def failed(self, offset: int) -> bool:
+        """Record that the request for ``offset`` failed; return whether the read needs it.
+
+        A failed read-ahead request is only a lost guess: the offset is asked
+        for again when the read reaches it. The request for the offset the
+        read is waiting on is needed, and its error ends the read.
+        """
+        self.in_flight.discard(offset)
+        return offset == self.cursor and self.ended is None
+
+    def arrived(self, offset: int, page: BatchScrapeSitemapStatusResponse) -> list[Delivery]:
+        """Record the page fetched at ``offset``; return what can now be delivered, in order."""
+        self.in_flight.discard(offset)
+        if self.ended is not None:
+            return []
+        self._note_batch(offset, page)
+        count = len(page.data)
+        if count:
+            self.page_size = max(self.page_size or 0, count)
+            if offset + count > self.cursor:
+                self._ready[offset] = page
+        elif offset == self.cursor or (offset > self.cursor and not self.follow):
+            # An empty page ends the read when the read reaches its offset.
+            # In follow mode an empty read-ahead page is stale by then.
+            self._ready[offset] = page
+        return self._drain()
+
+    def _note_batch(self, offset: int, page: BatchScrapeSitemapStatusResponse) -> None:
+        if page.total is not None:
+            if self.total is not None and page.total < self.total:
+                raise PaginationError(
+                    f"the batch's total shrank from {self.total} to {page.total} "
+                    f"(page at from={offset}); the server contradicts itself"
+                )
+            self.total = page.total
+        if page.status is not None:
+            self.status = page.status
+        if page.processed is not None:
+            self.processed = page.processed
+
+    def _next_ready(self) -> tuple[int, BatchScrapeSitemapStatusResponse] | None:
+        cursor = self.cursor
+        page = self._ready.pop(cursor, None)
+        if page is not None:
+            return cursor, page
+        for offset in sorted(self._ready):
+            candidate = self._ready[offset]
+            if offset < cursor < offset + len(candidate.data):
+                del self._ready[offset]
+                return offset, candidate
+        return None
+
+    def _drain(self) -> list[Delivery]:
+        deliveries = []
+        while self.ended is None and (found := self._next_ready()) is not None:
+            offset, page = found
+            items = page.data[self.cursor - offset :]
+            if self.stop is not None:
+                items = items[: self.stop - self.cursor]
+            if not items:
+                self._on_empty_page()
+            else:
+                self._check_new(self.cursor, items)
+                deliveries.append(Delivery(self.cursor, attrs.evolve(page, data=items)))
+                self.cursor += len(items)
+                self.ended = end_of_read(
+                    next_offset=self.cursor,
+                    page_items=len(items),
+                    total=self.total,
+                    stop=self.stop,
+                )
+            self._discard_passed()
+        return deliveries
+
+    def _on_empty_page(self) -> None:
+        if self.follow and not is_final_status(self.status):
+            self.waiting = True
+            self._frontier = self.cursor
+        else:
+            self.ended = ReadEnd.EMPTY_PAGE
+
+    def _discard_passed(self) -> None:
+        """Drop buffered pages whose items have all been delivered."""
+        cursor = self.cursor
+        for offset in [o for o, p in self._ready.items() if o + len(p.data) <= cursor]:
+            if offset < cursor or self._ready[offset].data:
+                del self._ready[offset]
+
+    def resume(self) -> None:
+        """After waiting on a running batch, ask for the next offset again."""
+        self.waiting = False
+
+    # -- hostile servers -----------------------------------------------------
+
+    def _check_new(self, offset: int, items: tuple[BatchScrapeSitemapData, ...]) -> None:
+        """Refuse items that were already delivered: the server is repeating itself."""
+        if items == self._last_data:
+            raise PaginationError(
+                f"the page at from={offset} repeats the {len(items)} items delivered at "
+                f"from={self._last_offset}; the server seems to ignore `from`"
+            )
+        recent = self._recent
+        for index, item in enumerate(items):
+            key = _job_key(item)
+            if key is None:
+                continue
+            seen_at = recent.get(key)
+            if seen_at is not None:
+                raise PaginationError(
+                    f"job {key!r} at offset {offset + index} was already delivered at offset "
+                    f"{seen_at}; the server repeats items, so the read stops rather than "
+                    "yield one twice"
+                )
+            recent[key] = offset + index
+            self._recent_order.append(key)
+        while len(self._recent_order) > _RECENT_JOB_IDS:
+            del recent[self._recent_order.popleft()]
+        self._last_data = items
+        self._last_offset = offset

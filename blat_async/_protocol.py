@@ -1,0 +1,226 @@
+"""The HTTP protocol of the batch sitemap endpoint, without any I/O.
+
+Building a page's URL and turning a response's ``(status, headers, body)``
+into a model or an exception are plain functions here, so they are tested
+without a socket; ``client.py`` only moves bytes.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import ipaddress
+import json
+import re
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+from urllib.parse import quote
+
+from yarl import URL
+
+from ._converter import StructureError, structure_page
+from .errors import APIStatusError, ResponseValidationError, status_error_class
+from .models import BatchScrapeSitemapStatusResponse
+
+__all__ = [
+    "PagePath",
+    "build_headers",
+    "decode_page_response",
+    "error_from_response",
+    "loads",
+    "normalize_base_url",
+    "parse_retry_after",
+]
+
+_loads: Callable[[bytes], Any]
+try:  # orjson, when installed (the ``speed`` extra), decodes several times faster.
+    import orjson
+
+    _loads = orjson.loads
+except ImportError:  # pragma: no cover - depends on the environment
+    _loads = json.loads
+
+loads: Final = _loads
+"""Decode JSON bytes with the fastest decoder available."""
+
+_PAGE_PATH: Final = "batch/scrape_sitemap/"
+_EXCERPT_CHARS: Final = 200
+_TITLE = re.compile(rb"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+_LOOPBACK_NAMES: Final = frozenset({"localhost", "localhost.localdomain"})
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() in _LOOPBACK_NAMES or host.lower().endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def normalize_base_url(base_url: str | URL, *, allow_insecure_http: bool = False) -> URL:
+    """Check a base URL and return it with a trailing slash, keeping any path prefix.
+
+    Plain ``http://`` would send the API key in clear text, so it is refused
+    for any host but loopback unless ``allow_insecure_http`` is true.
+    """
+    url = base_url if isinstance(base_url, URL) else URL(str(base_url))
+    if url.scheme not in {"http", "https"} or not url.host:
+        raise ValueError(f"base_url must be an http:// or https:// URL with a host, got {url!s}")
+    if url.user is not None or url.password is not None:
+        raise ValueError("base_url must not carry credentials; pass the key as api_key")
+    if url.query_string or url.fragment:
+        raise ValueError(f"base_url must not have a query or fragment, got {url!s}")
+    if url.scheme == "http" and not allow_insecure_http and not _is_loopback(url.host):
+        raise ValueError(
+            f"base_url {url!s} is plain http:// to a host that is not loopback, so the API key "
+            "would cross the network in clear text; use https://, or pass "
+            "allow_insecure_http=True (or set BLAT_ALLOW_INSECURE_HTTP=1) to accept that"
+        )
+    if not url.raw_path.endswith("/"):
+        url = url.with_path(url.raw_path + "/", encoded=True)
+    return url
+
+
+def encode_batch_id(batch_id: str) -> str:
+    """Percent-encode a batch id as exactly one path segment.
+
+    Every byte outside RFC 3986's unreserved set is encoded, so ``/``, ``?``,
+    ``#``, ``%``, spaces, CR and LF stay inside the segment. ``.`` and ``..``
+    cannot be sent as one: every URL library and server resolves them as
+    "this folder" and "the parent", even percent-encoded.
+    """
+    if not isinstance(batch_id, str):
+        raise TypeError(f"batch_id must be a str, got {type(batch_id).__name__}")
+    if not batch_id:
+        raise ValueError("batch_id must not be empty")
+    if batch_id in {".", ".."}:
+        raise ValueError(f"batch_id {batch_id!r} cannot be sent as a path segment")
+    try:
+        return quote(batch_id, safe="", encoding="utf-8", errors="strict")
+    except UnicodeEncodeError:
+        raise ValueError(f"batch_id {batch_id!r} is not valid Unicode text") from None
+
+
+class PagePath:
+    """Builds the URL of one batch's pages: ``{base}batch/scrape_sitemap/{batch_id}?from=N``."""
+
+    __slots__ = ("_prefix",)
+
+    def __init__(self, base_url: URL, batch_id: str) -> None:
+        self._prefix = f"{base_url}{_PAGE_PATH}{encode_batch_id(batch_id)}?from="
+
+    def url(self, offset: int) -> URL:
+        """Return the URL of the page that starts at ``offset``."""
+        # Already encoded: yarl must not encode the segment a second time.
+        return URL(f"{self._prefix}{offset}", encoded=True)
+
+
+def build_headers(api_key: str, user_agent: str) -> dict[str, str]:
+    """Return the headers of every request."""
+    return {
+        "Authorization": f"Bearer {api_key}",
+        "Accept": "application/json",
+        "User-Agent": user_agent,
+    }
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Return a ``Retry-After`` header's delay in seconds, or ``None`` if absent or unreadable.
+
+    The header holds either seconds (``"120"``) or an HTTP date; a date in the
+    past means no wait.
+    """
+    if value is None:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        pass
+    else:
+        return seconds if seconds >= 0 and seconds != float("inf") else None
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if moment.tzinfo is None:
+        return None
+    return max(0.0, moment.timestamp() - (time.time() if now is None else now))
+
+
+def _excerpt(body: bytes) -> str | None:
+    """Return a short, readable excerpt of a body that is not the API's JSON."""
+    if not body:
+        return None
+    title = _TITLE.search(body)
+    text = (title.group(1) if title else body).decode("utf-8", errors="replace")
+    text = " ".join(text.split())
+    if len(text) > _EXCERPT_CHARS:
+        text = text[:_EXCERPT_CHARS] + "..."
+    return text or None
+
+
+def error_from_response(
+    status: int, headers: Mapping[str, str], body: bytes, *, url: str | None = None
+) -> APIStatusError:
+    """Build the typed error for a response that is not a success.
+
+    The API's error body is ``{"code", "message", "details"}``; any other body
+    (an HTML page from a proxy, an empty body) still gives the class of its
+    status, with an excerpt of the body.
+    """
+    code = message = None
+    details: Mapping[str, Any] | None = None
+    excerpt = None
+    try:
+        decoded = loads(body)
+    except (ValueError, RecursionError):
+        decoded = None
+    if isinstance(decoded, dict) and ("code" in decoded or "message" in decoded):
+        code = decoded.get("code") if isinstance(decoded.get("code"), str) else None
+        message = decoded.get("message") if isinstance(decoded.get("message"), str) else None
+        raw_details = decoded.get("details")
+        details = raw_details if isinstance(raw_details, dict) else None
+    else:
+        excerpt = _excerpt(body)
+    if 300 <= status < 400:
+        location = headers.get("Location")
+        message = (
+            f"unexpected redirect to {location}; blat_async does not follow redirects, "
+            "so set base_url to the address the API answers at"
+        )
+    return status_error_class(status)(
+        status,
+        code=code,
+        message=message,
+        details=details,
+        body=excerpt,
+        retry_after=parse_retry_after(headers.get("Retry-After")),
+        url=url,
+    )
+
+
+def decode_page_response(
+    status: int, headers: Mapping[str, str], body: bytes, *, url: str | None = None
+) -> BatchScrapeSitemapStatusResponse:
+    """Turn a response into a page, or raise the typed error it stands for."""
+    if not 200 <= status < 300:
+        raise error_from_response(status, headers, body, url=url)
+    try:
+        decoded = loads(body)
+    except (ValueError, RecursionError) as exc:
+        excerpt = _excerpt(body)
+        raise ResponseValidationError(
+            f"HTTP {status} body is not JSON: {excerpt!r}", status=status, url=url, decodable=False
+        ) from exc
+    try:
+        return structure_page(decoded)
+    except StructureError as exc:
+        where = exc.path or "the body"
+        raise ResponseValidationError(
+            f"HTTP {status} body does not fit the schema at {where}: {exc.problem}",
+            path=exc.path,
+            status=status,
+            url=url,
+        ) from exc

@@ -1,0 +1,111 @@
+"""The retry policy, its backoff arithmetic, and the back-off shared by concurrent fetches."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from typing import Final
+
+import attrs
+
+from .errors import APIConnectionError, APIStatusError, BlatError, ResponseValidationError
+
+__all__ = ["DEFAULT_RETRY", "RetryPolicy", "Throttle", "is_retryable"]
+
+
+def _non_negative(_instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if value < 0:
+        raise ValueError(f"{attribute.name} must be >= 0, got {value!r}")
+
+
+@attrs.frozen
+class RetryPolicy:
+    """How a page request that failed for a passing reason is retried.
+
+    Retried: 429, 500, 502, 503, 504 (any 5xx), a dropped connection, a
+    timeout, and a 2xx body that is not JSON at all (a transfer cut short
+    by a proxy). Never retried: any other 4xx, and a JSON body of the wrong
+    shape, which a retry would only get again.
+
+    The wait before retry ``n`` (from 0) is drawn uniformly from
+    ``[0, min(max_delay, initial_delay * 2**n)]`` ("full jitter"), so that many
+    clients that failed together do not retry together. When the server sends
+    ``Retry-After``, that wait is used instead; one longer than
+    ``max_retry_after`` is not waited for, and the error is raised at once.
+
+    >>> RetryPolicy(max_retries=5, initial_delay=0.2)
+    RetryPolicy(max_retries=5, initial_delay=0.2, max_delay=8.0, max_retry_after=60.0)
+    """
+
+    max_retries: int = attrs.field(default=3, validator=attrs.validators.instance_of(int))
+    """Retries after the first attempt; 0 disables retrying."""
+    initial_delay: float = attrs.field(default=0.5, validator=_non_negative)
+    """The cap of the first backoff, in seconds."""
+    max_delay: float = attrs.field(default=8.0, validator=_non_negative)
+    """The largest backoff, in seconds."""
+    max_retry_after: float = attrs.field(default=60.0, validator=_non_negative)
+    """The longest ``Retry-After`` the client will wait, in seconds."""
+
+    def __attrs_post_init__(self) -> None:
+        if isinstance(self.max_retries, bool) or self.max_retries < 0:
+            raise ValueError(f"max_retries must be an int >= 0, got {self.max_retries!r}")
+
+    def backoff(self, retry: int, rng: random.Random | None = None) -> float:
+        """Return the jittered wait before retry number ``retry`` (counting from 0)."""
+        # min() before the power would overflow a float on very long retry runs.
+        cap = min(self.max_delay, self.initial_delay * 2.0 ** min(retry, 64))
+        return (rng or random).uniform(0.0, cap)
+
+    def delay_for(
+        self, error: BlatError, retry: int, rng: random.Random | None = None
+    ) -> float | None:
+        """Return how long to wait before retrying after ``error``, or ``None`` to give up."""
+        if retry >= self.max_retries or not is_retryable(error):
+            return None
+        retry_after = getattr(error, "retry_after", None)
+        if retry_after is not None:
+            return retry_after if retry_after <= self.max_retry_after else None
+        return self.backoff(retry, rng)
+
+
+DEFAULT_RETRY: Final = RetryPolicy()
+
+
+def is_retryable(error: BlatError) -> bool:
+    """Whether sending the same request again could succeed."""
+    if isinstance(error, APIStatusError | APIConnectionError | ResponseValidationError):
+        return error.retryable
+    return False
+
+
+class Throttle:
+    """The back-off and concurrency limit that the fetches of one read share.
+
+    A 429 on any request pauses every request of the read until the wait the
+    server asked for has passed, and halves how many may be in flight; each
+    success lets one more back in, up to the read's concurrency.
+    """
+
+    __slots__ = ("_loop", "_resume_at", "concurrency", "limit")
+
+    def __init__(self, concurrency: int) -> None:
+        self.concurrency = concurrency
+        self.limit = concurrency
+        self._resume_at = 0.0
+        self._loop = asyncio.get_running_loop()
+
+    async def wait(self) -> None:
+        """Sleep until the shared pause, if any, is over."""
+        # A loop, not one sleep: another request's 429 may push the end further away.
+        while (delay := self._resume_at - self._loop.time()) > 0:  # noqa: ASYNC110
+            await asyncio.sleep(delay)
+
+    def rate_limited(self, delay: float) -> None:
+        """Pause every request of the read for ``delay`` seconds and halve the limit."""
+        self._resume_at = max(self._resume_at, self._loop.time() + delay)
+        self.limit = max(1, self.limit // 2)
+
+    def succeeded(self) -> None:
+        """Let one more request be in flight, up to the read's concurrency."""
+        if self.limit < self.concurrency:
+            self.limit += 1

@@ -1,0 +1,428 @@
+"""`BlatClient`: the session, timeouts, retries, and the batch sitemap endpoint's methods."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
+from types import TracebackType
+from typing import Self
+
+import aiohttp
+from yarl import URL
+
+from . import _defaults
+from ._pagination import Delivery, ReadPlan
+from ._protocol import PagePath, build_headers, decode_page_response, normalize_base_url
+from ._readahead import PollPolicy, ReadProgress, read_pages
+from ._retry import DEFAULT_RETRY, RetryPolicy, Throttle
+from ._version import __version__
+from .errors import APIConnectionError, APITimeoutError, BlatError, RateLimitError
+from .models import BatchScrapeSitemapData, BatchScrapeSitemapStatusResponse
+
+__all__ = ["BlatClient"]
+
+logger = logging.getLogger("blat_async")
+
+_Page = BatchScrapeSitemapStatusResponse
+
+
+def _check_offset(name: str, value: object) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0, got {value}")
+    return value
+
+
+def _check_positive(name: str, value: object) -> float:
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    if not value > 0:
+        raise ValueError(f"{name} must be > 0, got {value!r}")
+    return float(value)
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+class BlatClient:
+    """An asyncio client for Blat's batch sitemap scrape results.
+
+    Use it as an async context manager, or call `close` when done::
+
+        async with BlatClient() as client:
+            async for item in client.iter_batch_scrape_sitemap(batch_id):
+                print(item.metadata.url if item.metadata else None, len(item.links))
+
+    Args:
+        api_key: The API key; defaults to the ``BLAT_API_KEY`` environment
+            variable. It is sent as ``Authorization: Bearer`` and never shown
+            in ``repr``, logs or errors.
+        base_url: The API's address; defaults to ``BLAT_BASE_URL``, then
+            ``https://api.blat.ai``. A path prefix (``http://host/v9/``) is kept.
+        timeout: Seconds (or an `aiohttp.ClientTimeout`) that each attempt of
+            a request may take; a retry gets a fresh timeout.
+        retry: When and how failed requests are retried.
+        session: An `aiohttp.ClientSession` to borrow. The client uses it and
+            never closes it. Without one, the client opens its own on first
+            use and closes it in `close`.
+        concurrency: Page requests a read keeps in flight (read-ahead); each
+            iterator call can override it.
+        allow_insecure_http: Accept a plain ``http://`` base URL to a host
+            that is not loopback, sending the key unencrypted. Defaults to
+            the ``BLAT_ALLOW_INSECURE_HTTP`` environment variable.
+
+    Raises:
+        BlatError: No API key was given and ``BLAT_API_KEY`` is not set.
+        ValueError: An argument is out of range, or the base URL is unusable.
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        *,
+        base_url: str | URL | None = None,
+        timeout: float | aiohttp.ClientTimeout = _defaults.DEFAULT_TIMEOUT,
+        retry: RetryPolicy = DEFAULT_RETRY,
+        session: aiohttp.ClientSession | None = None,
+        concurrency: int = _defaults.DEFAULT_CONCURRENCY,
+        allow_insecure_http: bool | None = None,
+    ) -> None:
+        key = api_key if api_key is not None else os.environ.get(_defaults.API_KEY_ENV)
+        if not key:
+            raise BlatError(
+                f"no API key: pass api_key= to BlatClient or set {_defaults.API_KEY_ENV}"
+            )
+        if not isinstance(key, str):
+            raise TypeError(f"api_key must be a str, got {type(key).__name__}")
+        if not key.isprintable() or not key.isascii() or key != key.strip():
+            # The key is not echoed: it is a secret even when malformed.
+            raise ValueError("api_key holds characters that cannot be sent in an HTTP header")
+        if allow_insecure_http is None:
+            allow_insecure_http = _env_flag(_defaults.ALLOW_INSECURE_HTTP_ENV)
+        self._base_url = normalize_base_url(
+            base_url or os.environ.get(_defaults.BASE_URL_ENV) or _defaults.DEFAULT_BASE_URL,
+            allow_insecure_http=allow_insecure_http,
+        )
+        if isinstance(timeout, aiohttp.ClientTimeout):
+            self._timeout = timeout
+        else:
+            self._timeout = aiohttp.ClientTimeout(total=_check_positive("timeout", timeout))
+        if not isinstance(retry, RetryPolicy):
+            raise TypeError(f"retry must be a RetryPolicy, got {type(retry).__name__}")
+        if session is not None and not isinstance(session, aiohttp.ClientSession):
+            raise TypeError(f"session must be an aiohttp.ClientSession, got {type(session)}")
+        self._retry = retry
+        self._concurrency = self._check_concurrency(concurrency)
+        self._headers = build_headers(key, f"blat-async/{__version__}")
+        self._session = session
+        self._owns_session = session is None
+        self._closed = False
+        self._tasks: set[asyncio.Task[_Page]] = set()
+        self._rng = random.Random()
+
+    # -- lifecycle -----------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        """The API's address, with a trailing slash."""
+        return str(self._base_url)
+
+    @property
+    def closed(self) -> bool:
+        """Whether `close` has been called."""
+        return self._closed
+
+    def __repr__(self) -> str:
+        state = " closed" if self._closed else ""
+        return f"<BlatClient base_url={self.base_url!r} api_key=<hidden>{state}>"
+
+    async def __aenter__(self) -> Self:
+        self._check_open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Stop every read in flight and close the session the client opened.
+
+        A borrowed session is left open. Calling `close` again does nothing.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        if self._owns_session and self._session is not None:
+            await self._session.close()
+        self._session = None
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise BlatError("this BlatClient is closed; create a new one")
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        self._check_open()
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        elif self._session.closed:
+            raise BlatError("the aiohttp session given to BlatClient has been closed")
+        return self._session
+
+    # -- one page ------------------------------------------------------------
+
+    async def get_batch_scrape_sitemap_status(
+        self, batch_id: str, *, from_: int = 0
+    ) -> BatchScrapeSitemapStatusResponse:
+        """Fetch one page of a batch's results: the batch's status and up to a page of items.
+
+        Sends ``GET {base_url}batch/scrape_sitemap/{batch_id}?from={from_}``,
+        retrying as the client's `RetryPolicy` says.
+
+        >>> page = await client.get_batch_scrape_sitemap_status("b-123", from_=20)  # doctest: +SKIP
+        >>> page.status, page.total, len(page.data)  # doctest: +SKIP
+        ('running', 500, 10)
+        """
+        path = PagePath(self._base_url, batch_id)
+        offset = _check_offset("from_", from_)
+        self._check_open()
+        return await self._fetch(path, offset, None)
+
+    async def _fetch(self, path: PagePath, offset: int, throttle: Throttle | None) -> _Page:
+        """Fetch a page, retrying failures the policy allows; the last error is raised."""
+        url = path.url(offset)
+        retry = 0
+        while True:
+            if throttle is not None:
+                await throttle.wait()
+            try:
+                return await self._attempt(url)
+            except BlatError as error:
+                delay = self._retry.delay_for(error, retry, self._rng)
+                if delay is None:
+                    raise
+                if throttle is not None and isinstance(error, RateLimitError):
+                    throttle.rate_limited(delay)
+                retry += 1
+                logger.info(
+                    "retry %d of %d for GET %s in %.2f s: %s",
+                    retry,
+                    self._retry.max_retries,
+                    url,
+                    delay,
+                    error,
+                )
+                await asyncio.sleep(delay)
+
+    async def _attempt(self, url: URL) -> _Page:
+        """Send one request and decode its answer; every failure becomes a `BlatError`."""
+        session = self._get_session()
+        try:
+            async with session.get(
+                url, headers=self._headers, timeout=self._timeout, allow_redirects=False
+            ) as response:
+                body = await response.read()
+                status, headers = response.status, response.headers
+        except TimeoutError as exc:
+            raise APITimeoutError(f"no complete response within the timeout (GET {url})") from exc
+        except aiohttp.ClientPayloadError as exc:
+            raise APIConnectionError(
+                f"the connection dropped before the whole body arrived (GET {url})"
+            ) from exc
+        except aiohttp.ServerDisconnectedError as exc:
+            raise APIConnectionError(
+                f"the server closed the connection without answering (GET {url})"
+            ) from exc
+        except aiohttp.ClientConnectorError as exc:
+            raise APIConnectionError(
+                f"could not connect to {url.host}:{url.port}: {exc.os_error} (GET {url})"
+            ) from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            raise APIConnectionError(f"{type(exc).__name__}: {exc} (GET {url})") from exc
+        return decode_page_response(status, headers, body, url=str(url))
+
+    # -- every page, every item ----------------------------------------------
+
+    def iter_batch_scrape_sitemap_pages(
+        self,
+        batch_id: str,
+        start: int = 0,
+        stop: int | None = None,
+        *,
+        concurrency: int | None = None,
+        follow: bool = False,
+        poll_interval: float = _defaults.DEFAULT_POLL_INTERVAL,
+        progress: ReadProgress | None = None,
+    ) -> AsyncGenerator[BatchScrapeSitemapStatusResponse, None]:
+        """Yield the pages of a batch from offset ``start``, each with only its new items.
+
+        Every item appears in exactly one page, in offset order: a page's
+        ``data`` holds the items not yielded before, cut at ``stop``. The
+        other fields (``status``, ``processed``, ``total``, ``expires_at``)
+        are the server's, from that page. The read ends as the end-of-read
+        rules say (see `iter_batch_scrape_sitemap`).
+        """
+        return self._pages(
+            *self._read_args(batch_id, start, stop, concurrency, follow, poll_interval),
+            progress,
+        )
+
+    def iter_batch_scrape_sitemap(
+        self,
+        batch_id: str,
+        start: int = 0,
+        stop: int | None = None,
+        *,
+        concurrency: int | None = None,
+        follow: bool = False,
+        poll_interval: float = _defaults.DEFAULT_POLL_INTERVAL,
+        progress: ReadProgress | None = None,
+    ) -> AsyncGenerator[BatchScrapeSitemapData, None]:
+        """Yield every item (sitemap job) of a batch, exactly once, in offset order.
+
+        Failed sitemap jobs are items too (``success=False``). The read ends
+        when a page comes back empty, when the offset reaches the batch's
+        ``total``, or at ``stop``; ``processed`` counts only successful jobs,
+        so it never ends a read.
+
+        Args:
+            batch_id: The batch to read.
+            start: The first offset to read, for example to resume a read.
+            stop: The offset to stop before, to read one slice of a batch.
+            concurrency: Page requests to keep in flight; defaults to the
+                client's. 1 reads one page at a time.
+            follow: Keep reading a batch that is still running: wait when
+                caught up, and end once every job up to ``total`` has been
+                read or the batch's status is final and nothing more comes.
+                Bound it with ``asyncio.timeout()`` if needed.
+            poll_interval: The first wait, in seconds, when a followed batch
+                has nothing new; it grows up to 30 s while nothing comes.
+            progress: A `ReadProgress` to update in place while reading.
+
+        Raises:
+            TypeError, ValueError: A bad argument, before any request.
+            BlatError: A subclass says what went wrong; see `blat_async.errors`.
+
+        >>> async for item in client.iter_batch_scrape_sitemap("b-123"):  # doctest: +SKIP
+        ...     queue.put_nowait(item.links)
+        """
+        return self._items(
+            *self._read_args(batch_id, start, stop, concurrency, follow, poll_interval),
+            progress,
+        )
+
+    def _check_concurrency(self, concurrency: object) -> int:
+        if not isinstance(concurrency, int) or isinstance(concurrency, bool):
+            raise TypeError(f"concurrency must be an int, got {type(concurrency).__name__}")
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be >= 1, got {concurrency}")
+        return concurrency
+
+    def _read_args(
+        self,
+        batch_id: str,
+        start: int,
+        stop: int | None,
+        concurrency: int | None,
+        follow: bool,
+        poll_interval: float,
+    ) -> tuple[PagePath, ReadPlan, int, PollPolicy | None]:
+        """Check an iterator's arguments before any request, and build its plan."""
+        path = PagePath(self._base_url, batch_id)
+        start = _check_offset("start", start)
+        if stop is not None:
+            stop = _check_offset("stop", stop)
+            if stop < start:
+                raise ValueError(f"stop ({stop}) must be >= start ({start})")
+        limit = self._concurrency if concurrency is None else self._check_concurrency(concurrency)
+        poll = None
+        if follow:
+            interval = _check_positive("poll_interval", poll_interval)
+            poll = PollPolicy(interval, max(interval, _defaults.MAX_POLL_INTERVAL))
+        self._check_open()
+        plan = ReadPlan(
+            start,
+            stop,
+            follow=bool(follow),
+            window=limit * _defaults.READ_AHEAD_PAGES_PER_REQUEST,
+        )
+        return path, plan, limit, poll
+
+    def _deliveries(
+        self,
+        path: PagePath,
+        plan: ReadPlan,
+        concurrency: int,
+        poll: PollPolicy | None,
+        progress: ReadProgress | None,
+    ) -> AsyncGenerator[Delivery, None]:
+        async def fetch(offset: int, throttle: Throttle) -> _Page:
+            return await self._fetch(path, offset, throttle)
+
+        if progress is not None:
+            progress.offset = plan.start
+        return read_pages(
+            fetch,
+            plan,
+            Throttle(concurrency),
+            tasks_owner=self._tasks,
+            poll=poll,
+            progress=progress,
+        )
+
+    async def _pages(
+        self,
+        path: PagePath,
+        plan: ReadPlan,
+        concurrency: int,
+        poll: PollPolicy | None,
+        progress: ReadProgress | None,
+    ) -> AsyncGenerator[_Page, None]:
+        deliveries = self._deliveries(path, plan, concurrency, poll, progress)
+        async with aclosing(deliveries):
+            async for delivery in deliveries:
+                if progress is not None:
+                    progress.offset = delivery.offset + len(delivery.page.data)
+                    progress.items += len(delivery.page.data)
+                    progress.pages += 1
+                yield delivery.page
+
+    async def _items(
+        self,
+        path: PagePath,
+        plan: ReadPlan,
+        concurrency: int,
+        poll: PollPolicy | None,
+        progress: ReadProgress | None,
+    ) -> AsyncGenerator[BatchScrapeSitemapData, None]:
+        deliveries = self._deliveries(path, plan, concurrency, poll, progress)
+        async with aclosing(deliveries):
+            if progress is None:
+                async for delivery in deliveries:
+                    for item in delivery.page.data:
+                        yield item
+                return
+            async for delivery in deliveries:
+                progress.pages += 1
+                offset = delivery.offset
+                for item in delivery.page.data:
+                    # Counted before the yield: while the caller handles an
+                    # item, `offset` already points past it, where to resume.
+                    offset += 1
+                    progress.offset = offset
+                    progress.items += 1
+                    yield item

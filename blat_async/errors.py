@@ -1,0 +1,186 @@
+"""The exceptions blat_async raises, and the table that maps a status to one.
+
+Every exception the library raises on purpose derives from `BlatError`::
+
+    BlatError
+    ├── APIStatusError            .status .code .message .details (from the API's error body)
+    │   ├── BadRequestError       400
+    │   ├── AuthenticationError   401
+    │   ├── PermissionDeniedError 403
+    │   ├── NotFoundError         404
+    │   ├── RateLimitError        429
+    │   └── InternalServerError   5xx
+    ├── APIConnectionError        could not connect, connection dropped
+    │   └── APITimeoutError
+    ├── ResponseValidationError   a 2xx body: not JSON, not an object, or not the schema
+    └── PaginationError           the server does not advance or contradicts itself
+
+Misuse (a bad argument) raises `ValueError` or `TypeError` before any request is
+sent. Nothing from aiohttp, json or cattrs reaches the caller unwrapped: the
+original exception is kept as ``__cause__``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = [
+    "APIConnectionError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "BlatError",
+    "InternalServerError",
+    "NotFoundError",
+    "PaginationError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "ResponseValidationError",
+    "status_error_class",
+]
+
+
+class BlatError(Exception):
+    """Base class of every error blat_async raises on purpose."""
+
+
+class APIStatusError(BlatError):
+    """The API answered with a status that is not a success.
+
+    ``code``, ``message`` and ``details`` come from the API's JSON error body
+    when it sent one; an error page that is not JSON (an HTML page from a
+    proxy) leaves them ``None`` and keeps the start of the body in ``body``.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        *,
+        code: str | None = None,
+        message: str | None = None,
+        details: Mapping[str, Any] | None = None,
+        body: str | None = None,
+        retry_after: float | None = None,
+        url: str | None = None,
+    ) -> None:
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details: Mapping[str, Any] = details if details is not None else {}
+        self.body = body
+        self.retry_after = retry_after
+        self.url = url
+        super().__init__(self._describe())
+
+    @property
+    def retryable(self) -> bool:
+        """Whether repeating the same request could succeed (429 and 5xx)."""
+        return self.status == 429 or self.status >= 500
+
+    def _describe(self) -> str:
+        text = f"HTTP {self.status}"
+        if self.code:
+            text += f" {self.code}"
+        if self.message:
+            text += f": {self.message}"
+        elif self.body:
+            text += f": {self.body!r}"
+        if self.url:
+            text += f" (GET {self.url})"
+        return text
+
+
+class BadRequestError(APIStatusError):
+    """400: the API refused the request (for example an invalid batch id)."""
+
+
+class AuthenticationError(APIStatusError):
+    """401: the API key is missing, wrong or expired."""
+
+
+class PermissionDeniedError(APIStatusError):
+    """403: the key is valid but may not read this batch."""
+
+
+class NotFoundError(APIStatusError):
+    """404: no batch has this id (or it has expired)."""
+
+
+class RateLimitError(APIStatusError):
+    """429: too many requests; ``retry_after`` holds the server's advice in seconds."""
+
+
+class InternalServerError(APIStatusError):
+    """5xx: the API or a proxy in front of it failed."""
+
+
+class APIConnectionError(BlatError):
+    """The request did not get a whole response: no connection, or it dropped."""
+
+    @property
+    def retryable(self) -> bool:
+        """Always true: a GET that did not complete is safe to send again."""
+        return True
+
+
+class APITimeoutError(APIConnectionError):
+    """An attempt took longer than the client's ``timeout``."""
+
+
+class ResponseValidationError(BlatError):
+    """A successful response whose body is not JSON, not an object, or does not fit the schema.
+
+    ``path`` names the offending field (``data[3].links[0]``) when the body
+    was JSON of the wrong shape, and is ``None`` when it was not JSON at all.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | None = None,
+        status: int | None = None,
+        url: str | None = None,
+        decodable: bool = True,
+    ) -> None:
+        self.path = path
+        self.status = status
+        self.url = url
+        self.decodable = decodable
+        text = message if url is None else f"{message} (GET {url})"
+        super().__init__(text)
+
+    @property
+    def retryable(self) -> bool:
+        """True for a body that was not JSON at all, which a retry may fix.
+
+        A body that is JSON of the wrong shape is the server's deliberate
+        answer; sending the request again would only get it again.
+        """
+        return not self.decodable
+
+
+class PaginationError(BlatError):
+    """The server's pages contradict each other, so the read cannot go on safely.
+
+    For example a server that ignores ``from`` and repeats a page, a page
+    whose items were already yielded, or a ``total`` that shrinks.
+    """
+
+
+_STATUS_CLASSES: dict[int, type[APIStatusError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    429: RateLimitError,
+}
+
+
+def status_error_class(status: int) -> type[APIStatusError]:
+    """Return the `APIStatusError` subclass for an HTTP status."""
+    if status >= 500:
+        return InternalServerError
+    return _STATUS_CLASSES.get(status, APIStatusError)
