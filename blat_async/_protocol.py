@@ -77,9 +77,9 @@ def normalize_base_url(base_url: str | URL, *, allow_insecure_http: bool = False
             "would cross the network in clear text; use https://, or pass "
             "allow_insecure_http=True (or set BLAT_ALLOW_INSECURE_HTTP=1) to accept that"
         )
-    if not url.raw_path.endswith("/"):
-        url = url.with_path(url.raw_path + "/", encoded=True)
-    return url
+    # Always set the path: yarl prints a bare host without its "/" path.
+    path = url.raw_path if url.raw_path.endswith("/") else url.raw_path + "/"
+    return url.with_path(path, encoded=True)
 
 
 def encode_batch_id(batch_id: str) -> str:

@@ -7,7 +7,7 @@ import inspect
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
-import aioresponses.core
+import aioresponses.core as aioresponses_core
 import pytest
 from aiohttp import ClientResponse
 from aioresponses import aioresponses
@@ -38,7 +38,7 @@ def _needs_shim() -> bool:
 def mocked(monkeypatch: pytest.MonkeyPatch) -> Iterator[aioresponses]:
     """aioresponses, made to work with the installed aiohttp."""
     if _needs_shim():
-        monkeypatch.setattr(aioresponses.core, "ClientResponse", _CompatClientResponse)
+        monkeypatch.setattr(aioresponses_core, "ClientResponse", _CompatClientResponse)
     with aioresponses() as mock:
         yield mock
 

@@ -1,0 +1,229 @@
+"""BlatClient over real sockets on 127.0.0.1: timeouts, redirects, drops, lifecycle.
+
+aioresponses patches aiohttp below timeouts and redirects, so these run
+against a small aiohttp.web server of their own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+from urllib.parse import unquote
+
+import pytest
+from aiohttp import web
+
+from blat_async import (
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    BlatClient,
+    BlatError,
+    RetryPolicy,
+)
+
+from .conftest import API_KEY, page
+
+NO_RETRY = RetryPolicy(max_retries=0)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class LocalServer:
+    """A one-route aiohttp server on a free loopback port, recording what it saw."""
+
+    def __init__(self, handler: Handler) -> None:
+        self.handler = handler
+        self.seen: list[web.Request] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.base_url = ""
+
+    async def _route(self, request: web.Request) -> web.StreamResponse:
+        self.seen.append(request)
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            return await self.handler(request)
+        finally:
+            self.in_flight -= 1
+
+
+@pytest.fixture
+async def serve() -> AsyncIterator[Callable[[Handler], Awaitable[LocalServer]]]:
+    runners: list[web.AppRunner] = []
+
+    async def start(handler: Handler) -> LocalServer:
+        server = LocalServer(handler)
+        app = web.Application()
+        app.router.add_route("GET", r"/{tail:[\s\S]*}", server._route)
+        runner = web.AppRunner(app, handler_cancellation=True)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        runners.append(runner)
+        host, port = runner.addresses[0][:2]
+        server.base_url = f"http://{host}:{port}/"
+        return server
+
+    yield start
+    for runner in runners:
+        await runner.cleanup()
+
+
+def batch_handler(size: int, page_size: int = 10, delay: float = 0.0) -> Handler:
+    async def handle(request: web.Request) -> web.Response:
+        if delay:
+            await asyncio.sleep(delay)
+        offset = int(request.query.get("from", "0"))
+        count = max(0, min(page_size, size - offset))
+        return web.json_response(page(offset, count, total=size))
+
+    return handle
+
+
+async def test_a_slow_attempt_times_out_as_api_timeout_error(serve: Any) -> None:
+    server = await serve(batch_handler(5, delay=1.0))
+    async with BlatClient(API_KEY, base_url=server.base_url, timeout=0.1, retry=NO_RETRY) as c:
+        with pytest.raises(APITimeoutError):
+            await c.get_batch_scrape_sitemap_status("b1")
+
+
+async def test_each_retry_gets_a_fresh_timeout(serve: Any) -> None:
+    calls = 0
+
+    async def slow_then_fast(request: web.Request) -> web.Response:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            await asyncio.sleep(1.0)
+        return web.json_response(page(0, 1, total=1))
+
+    server = await serve(slow_then_fast)
+    retry = RetryPolicy(max_retries=1, initial_delay=0.0)
+    async with BlatClient(API_KEY, base_url=server.base_url, timeout=0.2, retry=retry) as c:
+        result = await c.get_batch_scrape_sitemap_status("b1")
+    assert len(result.data) == 1
+    assert calls == 2
+
+
+async def test_a_redirect_to_another_origin_is_not_followed(serve: Any) -> None:
+    other = await serve(batch_handler(5))
+
+    async def redirect(request: web.Request) -> web.Response:
+        raise web.HTTPFound(f"{other.base_url}batch/scrape_sitemap/b1?from=0")
+
+    server = await serve(redirect)
+    async with BlatClient(API_KEY, base_url=server.base_url, retry=NO_RETRY) as c:
+        with pytest.raises(APIStatusError, match="redirect") as caught:
+            await c.get_batch_scrape_sitemap_status("b1")
+    assert caught.value.status == 302
+    assert other.seen == []
+
+
+async def test_a_connection_dropped_mid_body_is_a_connection_error(serve: Any) -> None:
+    async def drop(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        response.content_length = 1000
+        await response.prepare(request)
+        await response.write(b'{"data": [')
+        assert request.transport is not None
+        request.transport.close()
+        return response
+
+    server = await serve(drop)
+    async with BlatClient(API_KEY, base_url=server.base_url, retry=NO_RETRY) as c:
+        with pytest.raises(APIConnectionError):
+            await c.get_batch_scrape_sitemap_status("b1")
+
+
+async def test_nobody_listening_is_a_connection_error() -> None:
+    # Port 9 (discard) has no listener on a test machine: the connection is refused.
+    async with BlatClient(API_KEY, base_url="http://127.0.0.1:9/", retry=NO_RETRY) as c:
+        with pytest.raises(APIConnectionError, match="could not connect"):
+            await c.get_batch_scrape_sitemap_status("b1")
+
+
+@pytest.mark.parametrize(
+    "batch_id", ["a/b", "a?b", "a#b", "a%2Fb", "a b", "søk", "x\r\nHost: y", "%"]
+)
+async def test_the_batch_id_arrives_as_one_segment(serve: Any, batch_id: str) -> None:
+    server = await serve(batch_handler(1))
+    async with BlatClient(API_KEY, base_url=server.base_url) as c:
+        await c.get_batch_scrape_sitemap_status(batch_id)
+    [request] = server.seen
+    prefix = "/batch/scrape_sitemap/"
+    assert request.raw_path.startswith(prefix)
+    segment = request.raw_path.removeprefix(prefix).split("?")[0]
+    assert "/" not in segment
+    assert unquote(segment) == batch_id
+    assert dict(request.query) == {"from": "0"}
+    assert request.headers["Authorization"] == f"Bearer {API_KEY}"
+
+
+# -- read-ahead and lifecycle ---------------------------------------------------
+
+
+async def test_read_ahead_overlaps_requests(serve: Any) -> None:
+    server = await serve(batch_handler(200, delay=0.02))
+    async with BlatClient(API_KEY, base_url=server.base_url, concurrency=4) as c:
+        ids = [i.metadata.job_id async for i in c.iter_batch_scrape_sitemap("b1") if i.metadata]
+    assert ids == [f"b1-job-{i}" for i in range(200)]
+    assert server.max_in_flight == 4
+    assert len(server.seen) == 20
+
+
+async def test_concurrency_one_reads_one_page_at_a_time(serve: Any) -> None:
+    server = await serve(batch_handler(50, delay=0.01))
+    async with BlatClient(API_KEY, base_url=server.base_url) as c:
+        items = [i async for i in c.iter_batch_scrape_sitemap("b1", concurrency=1)]
+    assert len(items) == 50
+    assert server.max_in_flight == 1
+
+
+def other_tasks() -> set[asyncio.Task[Any]]:
+    return {t for t in asyncio.all_tasks() if t is not asyncio.current_task() and not t.done()}
+
+
+async def test_breaking_out_leaves_no_task_running(serve: Any) -> None:
+    server = await serve(batch_handler(500, delay=0.05))
+    async with BlatClient(API_KEY, base_url=server.base_url, concurrency=6) as c:
+        async for _item in c.iter_batch_scrape_sitemap("b1"):
+            break
+        gc.collect()
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert not {t for t in other_tasks() if t.get_name().startswith("blat-")}
+    assert not other_tasks() - {t for t in other_tasks() if "web" in repr(t)}
+
+
+async def test_cancelling_the_reader_leaves_no_task_running(serve: Any) -> None:
+    server = await serve(batch_handler(500, delay=0.05))
+    async with BlatClient(API_KEY, base_url=server.base_url, concurrency=6) as c:
+        started = asyncio.Event()
+
+        async def read() -> None:
+            async for _item in c.iter_batch_scrape_sitemap("b1"):
+                started.set()
+
+        reader = asyncio.create_task(read())
+        await started.wait()
+        reader.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await reader
+        assert not {t for t in other_tasks() if t.get_name().startswith("blat-")}
+        assert not c._tasks
+
+
+async def test_closing_the_client_mid_read_ends_the_read(serve: Any) -> None:
+    server = await serve(batch_handler(500, delay=0.05))
+    client = BlatClient(API_KEY, base_url=server.base_url, concurrency=6)
+    items = client.iter_batch_scrape_sitemap("b1")
+    await anext(items)
+    await client.close()
+    assert not client._tasks
+    with pytest.raises(BlatError, match="closed"):
+        async for _item in items:
+            pass
+    assert not {t for t in other_tasks() if t.get_name().startswith("blat-")}
