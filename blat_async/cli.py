@@ -102,9 +102,7 @@ def _progress_bar(enabled: bool) -> Iterator[Any]:
         yield bar
 
 
-async def _stream(
-    client: BlatClient, args: argparse.Namespace, out: IO[str]
-) -> ReadProgress:
+async def _stream(client: BlatClient, args: argparse.Namespace, out: IO[str]) -> ReadProgress:
     """Write every item (or link) of the batch to ``out``; return the read's progress."""
     progress = ReadProgress()
     with _arguments_checked():

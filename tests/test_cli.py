@@ -1,0 +1,187 @@
+"""The blat-async command line, run as a subprocess against the fake server."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from blat_async.cli import ExitCode
+from blat_async.testing import FakeBatch, FakeBlatServer, Fault
+
+SECRET = "sk-cli-SECRET-7777"
+BATCHES: dict[str, FakeBatch] = {}
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[FakeBlatServer]:
+    with FakeBlatServer(api_key=SECRET).run_in_thread() as server:
+        BATCHES["b25"] = server.add_batch("b25", 25, failed=[3, 7])
+        server.add_batch("forbidden", 5, forbidden=True)
+        yield server
+
+
+def run(
+    server: FakeBlatServer | None, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "blat_async", *args]
+    if server is not None:
+        command += ["--base-url", server.base_url, "--api-key", SECRET]
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("BLAT_")}
+    environment.update(env or {})
+    return subprocess.run(
+        command, capture_output=True, text=True, timeout=60, env=environment, check=False
+    )
+
+
+def assert_clean_failure(result: subprocess.CompletedProcess[str], code: ExitCode) -> None:
+    assert result.returncode == code, result.stderr
+    assert result.stderr.startswith("blat-async: ")
+    assert "Traceback" not in result.stderr
+    assert SECRET not in result.stderr + result.stdout
+
+
+def test_items_streams_json_lines(server: FakeBlatServer) -> None:
+    result = run(server, "items", "b25")
+    assert result.returncode == 0, result.stderr
+    items = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [i["metadata"]["job_id"] for i in items] == BATCHES["b25"].job_ids
+    assert [i["success"] for i in items].count(False) == 2
+    assert set(items[0]) == {"metadata", "success", "error", "error_code", "links"}
+    assert result.stderr == ""
+
+
+def test_links_prints_one_link_per_line(server: FakeBlatServer) -> None:
+    result = run(server, "items", "b25", "--links")
+    expected = [link for job in BATCHES["b25"].jobs for link in job.get("links") or []]
+    assert result.stdout.splitlines() == expected
+
+
+def test_from_and_stop_read_a_slice(server: FakeBlatServer) -> None:
+    result = run(server, "items", "b25", "--from", "5", "--stop", "12", "--concurrency", "1")
+    ids = [json.loads(line)["metadata"]["job_id"] for line in result.stdout.splitlines()]
+    assert ids == BATCHES["b25"].job_ids[5:12]
+
+
+def test_status_prints_the_batch_summary(server: FakeBlatServer) -> None:
+    result = run(server, "status", "b25", "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["total"] == 25
+    assert summary["processed"] == 23
+    assert summary["status"] == "completed"
+    human = run(server, "status", "b25")
+    assert "total: 25" in human.stdout.splitlines()
+
+
+def test_demo_streams_a_sample_batch_without_a_key() -> None:
+    result = run(None, "demo", "--size", "30")
+    assert result.returncode == 0, result.stderr
+    items = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(items) == 30
+    assert len({i["metadata"]["job_id"] for i in items}) == 30
+
+
+def test_wrong_key_exits_with_the_authentication_code(server: FakeBlatServer) -> None:
+    command = ["items", "b25", "--base-url", server.base_url, "--api-key", "sk-wrong-key"]
+    result = run(None, *command)
+    assert_clean_failure(result, ExitCode.AUTHENTICATION)
+    assert "sk-wrong-key" not in result.stderr
+
+
+def test_forbidden_batch_exits_with_the_authentication_code(server: FakeBlatServer) -> None:
+    assert_clean_failure(run(server, "items", "forbidden"), ExitCode.AUTHENTICATION)
+
+
+def test_missing_key_exits_with_the_authentication_code() -> None:
+    result = run(None, "items", "b25")
+    assert_clean_failure(result, ExitCode.AUTHENTICATION)
+    assert "BLAT_API_KEY" in result.stderr
+
+
+def test_unknown_batch_exits_with_the_not_found_code(server: FakeBlatServer) -> None:
+    result = run(server, "items", "no-such-batch")
+    assert_clean_failure(result, ExitCode.NOT_FOUND)
+    assert "404" in result.stderr
+
+
+def test_server_error_exits_with_the_api_error_code() -> None:
+    with FakeBlatServer(api_key=SECRET).run_in_thread() as server:
+        server.add_batch("b", 5)
+        server.inject(Fault.status(500), times=None)
+        result = run(server, "items", "b", "--retries", "0")
+    assert_clean_failure(result, ExitCode.API_ERROR)
+    assert "500" in result.stderr
+
+
+def test_no_server_exits_with_the_network_code() -> None:
+    command = ["items", "b25", "--base-url", "http://127.0.0.1:9/", "--retries", "0"]
+    result = run(None, *command, env={"BLAT_API_KEY": SECRET})
+    assert_clean_failure(result, ExitCode.NETWORK)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["items"],
+        ["items", "b25", "--from", "-1"],
+        ["items", "b25", "--from", "9", "--stop", "3"],
+        ["items", "b25", "--concurrency", "0"],
+        ["nonsense"],
+    ],
+)
+def test_usage_errors_exit_with_the_usage_code(server: FakeBlatServer, args: list[str]) -> None:
+    result = run(None, *args, "--base-url", server.base_url, "--api-key", SECRET)
+    assert result.returncode == ExitCode.USAGE
+    assert "Traceback" not in result.stderr
+
+
+def test_a_closed_pipe_ends_quietly() -> None:
+    with FakeBlatServer(api_key=SECRET).run_in_thread() as server:
+        server.add_batch("big", 5000)
+        command = [sys.executable, "-m", "blat_async", "items", "big"]
+        command += ["--base-url", server.base_url, "--api-key", SECRET]
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        assert process.stdout is not None
+        first = process.stdout.readline()
+        process.stdout.close()
+        _, stderr = process.communicate(timeout=60)
+    assert json.loads(first)["metadata"]["job_id"] == "big-job-000000"
+    assert process.returncode == 0
+    assert stderr == ""
+
+
+def test_ctrl_c_stops_cleanly_and_keeps_what_was_printed() -> None:
+    with FakeBlatServer(api_key=SECRET).run_in_thread() as server:
+        batch = server.add_batch("running", 1000, visible=12, jobs_per_second=0.001)
+        command = [sys.executable, "-m", "blat_async", "items", "running", "--follow"]
+        command += ["--base-url", server.base_url, "--api-key", SECRET, "--poll-interval", "0.05"]
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        deadline = time.monotonic() + 30
+        while len(server.requests) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == ExitCode.INTERRUPTED
+    assert "Traceback" not in stderr
+    ids = [json.loads(line)["metadata"]["job_id"] for line in stdout.splitlines()]
+    assert ids == batch.job_ids[:12]
+
+
+def test_python_dash_m_and_version(server: Any) -> None:
+    result = run(None, "--version")
+    assert result.returncode == 0
+    from blat_async import __version__
+
+    assert __version__ in result.stdout
