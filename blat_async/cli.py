@@ -2,10 +2,10 @@
 
 ::
 
-    blat-async items BATCH_ID [--links] [--from N] [--stop N]   # JSON Lines on stdout
-    blat-async status BATCH_ID                                  # status, processed, total, expiry
-    blat-async demo                                             # a sample batch from the fake server
-    blat-async serve                                            # run the fake server in the foreground
+    blat-async items BATCH_ID [--links] [--from N] [--stop N]  # JSON Lines on stdout
+    blat-async status BATCH_ID       # status, processed, total, expiry
+    blat-async demo                  # a sample batch from the embedded fake server
+    blat-async serve                 # the fake server in the foreground
 
 Exit codes: 0 success (and a closed pipe, as in ``| head``), 2 usage,
 3 authentication or permission, 4 batch not found, 5 any other API error or
