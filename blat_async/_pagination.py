@@ -146,6 +146,8 @@ class ReadPlan:
     _recent_order: deque[Hashable] = attrs.field(factory=deque, init=False)
     _last_data: tuple[BatchScrapeSitemapData, ...] = attrs.field(default=(), init=False)
     _last_offset: int = attrs.field(default=0, init=False)
+    _probing: bool = attrs.field(default=False, init=False)
+    """Caught up with a running batch: ask for the cursor alone until items come."""
 
     def __attrs_post_init__(self) -> None:
         self.cursor = self._frontier = self.start
@@ -178,8 +180,9 @@ class ReadPlan:
         if not self._cursor_covered() and len(self.in_flight) < limit:
             offsets.append(self.cursor)
             self._mark_in_flight(self.cursor)
-        if self.page_size is None:
-            # Until the first page shows the page size, nothing can be guessed.
+        if self.page_size is None or self._probing:
+            # Until the first page shows the page size, nothing can be guessed;
+            # past the end of a running batch, guesses would all come back empty.
             return offsets
         bound = self._bound()
         self._frontier = max(self._frontier, self.cursor)
@@ -188,6 +191,9 @@ class ReadPlan:
             and len(self.in_flight) + len(self._ready) < self.window
             and (bound is None or self._frontier < bound)
         ):
+            if self._frontier in self.in_flight:
+                self._frontier += self.page_size
+                continue
             offsets.append(self._frontier)
             self._mark_in_flight(self._frontier)
         return offsets
@@ -261,6 +267,7 @@ class ReadPlan:
                 self._on_empty_page()
             else:
                 self._check_new(self.cursor, items)
+                self._probing = False
                 deliveries.append(Delivery(self.cursor, attrs.evolve(page, data=items)))
                 self.cursor += len(items)
                 self.ended = end_of_read(
@@ -274,7 +281,7 @@ class ReadPlan:
 
     def _on_empty_page(self) -> None:
         if self.follow and not is_final_status(self.status):
-            self.waiting = True
+            self.waiting = self._probing = True
             self._frontier = self.cursor
         else:
             self.ended = ReadEnd.EMPTY_PAGE

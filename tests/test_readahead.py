@@ -1,0 +1,214 @@
+"""Read-ahead and follow mode end to end, against the fake server over real sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import random
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from blat_async import BlatClient, ReadEnd, ReadProgress
+from blat_async.testing import FakeBlatServer, Fault
+
+from .conftest import job_ids, page
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[FakeBlatServer]:
+    async with FakeBlatServer() as server:
+        yield server
+
+
+def client_for(server: FakeBlatServer, **kwargs: Any) -> BlatClient:
+    return BlatClient(server.api_key, base_url=server.base_url, **kwargs)
+
+
+async def drain(items: AsyncIterator[Any]) -> None:
+    async for _item in items:
+        pass
+
+
+def blat_tasks() -> set[asyncio.Task[Any]]:
+    return {t for t in asyncio.all_tasks() if t.get_name().startswith("blat-") and not t.done()}
+
+
+async def test_concurrent_requests_really_overlap(server: FakeBlatServer) -> None:
+    batch = server.add_batch(size=300, latency=0.02)
+    async with client_for(server, concurrency=5) as client:
+        items = [item async for item in client.iter_batch_scrape_sitemap(batch.batch_id)]
+    assert job_ids(items) == batch.job_ids
+    assert server.max_in_flight == 5
+    # Read-ahead stops at total: no request past the end of the batch.
+    assert sorted(r.from_ for r in server.requests) == list(range(0, 300, 10))
+
+
+async def test_the_default_concurrency_reads_ahead(server: FakeBlatServer) -> None:
+    batch = server.add_batch(size=200, latency=0.02)
+    async with client_for(server) as client:
+        assert len([i async for i in client.iter_batch_scrape_sitemap(batch.batch_id)]) == 200
+    assert server.max_in_flight == 6
+
+
+async def test_an_unusual_page_size_is_learned(server: FakeBlatServer) -> None:
+    batch = server.add_batch(size=101, page_size=7, latency=0.005)
+    async with client_for(server, concurrency=4) as client:
+        items = [item async for item in client.iter_batch_scrape_sitemap(batch.batch_id)]
+    assert job_ids(items) == batch.job_ids
+    assert len(server.requests) == 15
+
+
+@pytest.mark.parametrize("seed", range(5))
+async def test_any_page_lengths_give_every_item_once_in_order(seed: int) -> None:
+    """A server whose every answer has a random length, some short, some long."""
+    size = 157
+    rng = random.Random(seed)
+
+    async def handle(request: web.Request) -> web.Response:
+        await asyncio.sleep(rng.random() * 0.01)
+        offset = int(request.query["from"])
+        count = max(0, min(rng.randint(1, 25), size - offset))
+        return web.json_response(page(offset, count, total=size if seed % 2 else None))
+
+    app = web.Application()
+    app.router.add_get("/batch/scrape_sitemap/{batch_id}", handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        async with BlatClient("k", base_url=f"http://127.0.0.1:{port}/", concurrency=4) as c:
+            items = [item async for item in c.iter_batch_scrape_sitemap("b1", 3, 150)]
+    finally:
+        await runner.cleanup()
+    assert job_ids(items) == [f"b1-job-{i}" for i in range(3, 150)]
+
+
+async def test_progress_is_updated_while_reading_ahead(server: FakeBlatServer) -> None:
+    batch = server.add_batch(size=95, failed=[1, 2])
+    progress = ReadProgress()
+    async with client_for(server) as client:
+        async for _item in client.iter_batch_scrape_sitemap(batch.batch_id, progress=progress):
+            assert progress.total == 95
+    assert (progress.offset, progress.items, progress.pages) == (95, 95, 10)
+    assert progress.processed == 93
+    assert progress.requests == 10
+    assert progress.ended is ReadEnd.TOTAL
+
+
+async def test_a_429_pauses_every_request_of_the_read(server: FakeBlatServer) -> None:
+    batch = server.add_batch(size=400, latency=0.01)
+    server.inject(Fault.status(429, retry_after=0.3), batch_id=batch.batch_id, from_=100)
+    async with client_for(server, concurrency=6) as client:
+        ids = job_ids([item async for item in client.iter_batch_scrape_sitemap(batch.batch_id)])
+    assert ids == batch.job_ids
+    [limited] = [r for r in server.requests if r.status == 429]
+    # Apart from the requests already in flight, none starts during the pause.
+    pause = (limited.finished + 0.02, limited.finished + 0.28)
+    during = [r for r in server.requests if pause[0] < r.started < pause[1]]
+    assert during == []
+    later = [r for r in server.requests if r.started >= pause[1]]
+    assert later
+
+
+# -- running batches --------------------------------------------------------------
+
+
+async def test_without_follow_a_running_batch_gives_what_is_there(
+    server: FakeBlatServer,
+) -> None:
+    batch = server.add_batch(size=100, visible=35)
+    async with client_for(server) as client:
+        items = [item async for item in client.iter_batch_scrape_sitemap(batch.batch_id)]
+    assert job_ids(items) == batch.job_ids[:35]
+
+
+async def test_follow_reads_a_growing_batch_to_the_end(server: FakeBlatServer) -> None:
+    batch = server.add_batch(size=60, visible=5)
+
+    async def grow() -> None:
+        while not batch.is_complete:
+            await asyncio.sleep(0.01)
+            batch.reveal(7)
+
+    async with client_for(server) as client:
+        grower = asyncio.create_task(grow())
+        items = [
+            item
+            async for item in client.iter_batch_scrape_sitemap(
+                batch.batch_id, follow=True, poll_interval=0.005
+            )
+        ]
+        await grower
+    assert job_ids(items) == batch.job_ids
+
+
+async def test_follow_polls_with_a_backoff_not_a_hot_loop(server: FakeBlatServer) -> None:
+    batch = server.add_batch(size=50, visible=10)
+    async with client_for(server) as client:
+        items = client.iter_batch_scrape_sitemap(batch.batch_id, follow=True, poll_interval=0.02)
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(drain(items), 0.5)
+        assert not blat_tasks()
+    # 0.02, 0.03, 0.045, ... seconds: a dozen polls at most in half a second.
+    assert len(server.requests) < 15
+
+
+async def test_follow_ends_when_the_status_is_final_and_nothing_comes(
+    server: FakeBlatServer,
+) -> None:
+    batch = server.add_batch(size=40, visible=25, final_status="cancelled")
+
+    async def cancel_batch() -> None:
+        await asyncio.sleep(0.05)
+        # The server has no "cancel": a final status with fewer items than total.
+        batch.running_status = "cancelled"
+
+    async with client_for(server) as client:
+        stopper = asyncio.create_task(cancel_batch())
+        async with asyncio.timeout(5):
+            items = [
+                i
+                async for i in client.iter_batch_scrape_sitemap(
+                    batch.batch_id, follow=True, poll_interval=0.01
+                )
+            ]
+        await stopper
+    assert job_ids(items) == batch.job_ids[:25]
+
+
+# -- early exits --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("after", [1, 10, 11, 57, 199, 200])
+async def test_leaving_early_at_any_point_leaves_nothing_running(
+    server: FakeBlatServer, after: int
+) -> None:
+    batch = server.add_batch(size=200, latency=0.01)
+    async with client_for(server, concurrency=6) as client:
+        seen = []
+        async with aclosing(client.iter_batch_scrape_sitemap(batch.batch_id)) as items:
+            async for item in items:
+                seen.append(item)
+                if len(seen) == after:
+                    break
+        assert not blat_tasks()
+        assert not client._tasks
+    assert job_ids(seen) == batch.job_ids[:after]
+
+
+async def test_a_dropped_iterator_is_finalized_without_noise(server: FakeBlatServer) -> None:
+    batch = server.add_batch(size=200, latency=0.02)
+    async with client_for(server, concurrency=6) as client:
+        items = client.iter_batch_scrape_sitemap(batch.batch_id)
+        await anext(items)
+        del items
+        gc.collect()
+        for _ in range(10):
+            await asyncio.sleep(0.01)
+        assert not blat_tasks()
