@@ -1,0 +1,169 @@
+"""The converter: JSON pages into models, strictly typed, with the path of any bad field."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from blat_async._converter import StructureError, structure_page
+from blat_async.models import (
+    BatchScrapeSitemapData,
+    BatchScrapeSitemapMetadata,
+    BatchScrapeSitemapStatusResponse,
+)
+from tests.conftest import job, page
+
+
+def test_full_page_is_structured_into_models() -> None:
+    result = structure_page(page(0, 2, total=5, status="running"))
+
+    assert result == BatchScrapeSitemapStatusResponse(
+        processed=2,
+        total=5,
+        status="running",
+        expires_at="2026-12-05T12:00:00Z",
+        data=(
+            BatchScrapeSitemapData(
+                metadata=BatchScrapeSitemapMetadata(
+                    batch_id="b1", job_id="b1-job-0", url="https://site0.example/sitemap.xml"
+                ),
+                success=True,
+                links=("https://site0.example/a", "https://site0.example/b"),
+            ),
+            BatchScrapeSitemapData(
+                metadata=BatchScrapeSitemapMetadata(
+                    batch_id="b1", job_id="b1-job-1", url="https://site1.example/sitemap.xml"
+                ),
+                success=True,
+                links=("https://site1.example/a", "https://site1.example/b"),
+            ),
+        ),
+    )
+
+
+def test_failed_job_keeps_its_error_fields() -> None:
+    result = structure_page({"data": [job(7, success=False)]})
+
+    item = result.data[0]
+    assert (item.success, item.error, item.error_code, item.links) == (
+        False,
+        "sitemap unreachable",
+        "FETCH_FAILED",
+        (),
+    )
+
+
+def test_empty_object_gives_every_default() -> None:
+    assert structure_page({}) == BatchScrapeSitemapStatusResponse()
+
+
+def test_item_with_missing_fields_gives_defaults() -> None:
+    result = structure_page({"data": [{}, {"metadata": {}}]})
+
+    assert result.data == (
+        BatchScrapeSitemapData(),
+        BatchScrapeSitemapData(metadata=BatchScrapeSitemapMetadata()),
+    )
+
+
+def test_null_fields_give_defaults() -> None:
+    body = {"processed": None, "total": None, "status": None, "expires_at": None}
+
+    assert structure_page(body) == BatchScrapeSitemapStatusResponse()
+
+
+def test_null_data_is_an_empty_page() -> None:
+    assert structure_page({"data": None, "total": 3}).data == ()
+
+
+def test_null_links_is_no_links() -> None:
+    assert structure_page({"data": [{"links": None}]}).data[0].links == ()
+
+
+def test_null_metadata_is_none() -> None:
+    assert structure_page({"data": [{"metadata": None}]}).data[0].metadata is None
+
+
+def test_unknown_keys_are_ignored_at_every_level() -> None:
+    body = page(0, 1, total=1)
+    body["new_top_level"] = {"anything": [1, 2]}
+    body["data"][0]["new_item_field"] = 1
+    body["data"][0]["metadata"]["new_metadata_field"] = None
+
+    assert structure_page(body) == structure_page(page(0, 1, total=1))
+
+
+def test_links_are_a_tuple() -> None:
+    links = structure_page({"data": [{"links": ["a", "b"]}]}).data[0].links
+
+    assert links == ("a", "b")
+    assert type(links) is tuple
+
+
+def _path_of(value: Any) -> str:
+    with pytest.raises(StructureError) as caught:
+        structure_page(value)
+    return caught.value.path
+
+
+@pytest.mark.parametrize(
+    ("body", "path"),
+    [
+        pytest.param({"data": [{}, {}, {}, {"links": ["a", 1]}]}, "data[3].links[1]", id="link"),
+        pytest.param({"data": [{}, {}, {}, {"links": [1]}]}, "data[3].links[0]", id="first-link"),
+        pytest.param({"data": [{"metadata": {"job_id": 5}}]}, "data[0].metadata.job_id", id="job"),
+        pytest.param({"data": [{"metadata": []}]}, "data[0].metadata", id="metadata-list"),
+        pytest.param({"data": [{}, "x"]}, "data[1]", id="item-not-object"),
+        pytest.param({"data": [{}, None]}, "data[1]", id="item-null"),
+        pytest.param({"data": [{"success": "false"}]}, "data[0].success", id="success-str"),
+        pytest.param({"data": [{"error": 1}]}, "data[0].error", id="error-int"),
+        pytest.param({"data": "abc"}, "data", id="data-str"),
+        pytest.param({"data": {}}, "data", id="data-object"),
+        pytest.param({"total": "10"}, "total", id="total-str"),
+        pytest.param({"processed": 1.5}, "processed", id="processed-float"),
+        pytest.param({"status": 1}, "status", id="status-int"),
+        pytest.param({"expires_at": []}, "expires_at", id="expires-list"),
+        pytest.param([], "", id="top-level-list"),
+        pytest.param("page", "", id="top-level-str"),
+        pytest.param(None, "", id="top-level-null"),
+    ],
+)
+def test_wrong_type_is_rejected_with_its_path(body: Any, path: str) -> None:
+    assert _path_of(body) == path
+
+
+def test_error_message_starts_with_the_path() -> None:
+    with pytest.raises(StructureError, match=r"^data\[3\]\.links\[0\]: expected a string, got int"):
+        structure_page({"data": [{}, {}, {}, {"links": [1]}]})
+
+
+def test_top_level_list_is_reported_as_not_an_object() -> None:
+    with pytest.raises(StructureError) as caught:
+        structure_page([{"data": []}])
+
+    assert caught.value.problem == "expected an object, got list"
+
+
+@pytest.mark.parametrize("field", ["total", "processed"])
+def test_bool_is_not_accepted_as_int(field: str) -> None:
+    assert _path_of({field: True}) == field
+
+
+def test_int_is_not_accepted_as_str() -> None:
+    assert _path_of({"data": [{"metadata": {"batch_id": 1}}]}) == "data[0].metadata.batch_id"
+
+
+def test_int_is_not_accepted_as_bool() -> None:
+    assert _path_of({"data": [{"success": 1}]}) == "data[0].success"
+
+
+def test_string_is_not_accepted_as_list_of_links() -> None:
+    assert _path_of({"data": [{"links": "abc"}]}) == "data[0].links"
+
+
+def test_structure_error_keeps_the_original_as_cause() -> None:
+    with pytest.raises(StructureError) as caught:
+        structure_page({"total": "x"})
+
+    assert caught.value.__cause__ is not None

@@ -1,0 +1,669 @@
+"""The end-of-read rules and the read plan, without I/O: every item once, in order."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from blat_async._pagination import Delivery, ReadEnd, ReadPlan, end_of_read, is_final_status
+from blat_async.errors import PaginationError
+from blat_async.models import (
+    BatchScrapeSitemapData,
+    BatchScrapeSitemapMetadata,
+    BatchScrapeSitemapStatusResponse,
+)
+
+
+def _item(index: int) -> BatchScrapeSitemapData:
+    return BatchScrapeSitemapData(
+        metadata=BatchScrapeSitemapMetadata(batch_id="b1", job_id=f"job-{index}"),
+        success=True,
+        links=(f"https://site{index}.example/",),
+    )
+
+
+def _page(
+    indexes: Iterable[int],
+    *,
+    total: int | None = None,
+    status: str | None = "completed",
+    processed: int | None = None,
+) -> BatchScrapeSitemapStatusResponse:
+    return BatchScrapeSitemapStatusResponse(
+        processed=processed,
+        total=total,
+        status=status,
+        data=tuple(_item(i) for i in indexes),
+    )
+
+
+def _at(offset: int, count: int, **fields: object) -> BatchScrapeSitemapStatusResponse:
+    """The page a correct server returns at ``offset``, holding ``count`` items."""
+    return _page(range(offset, offset + count), **fields)  # type: ignore[arg-type]
+
+
+def _ids(deliveries: Iterable[Delivery]) -> list[str]:
+    return [
+        item.metadata.job_id if item.metadata else "?"
+        for delivery in deliveries
+        for item in delivery.page.data
+    ]
+
+
+def _expected(first: int, end: int) -> list[str]:
+    return [f"job-{i}" for i in range(first, end)]
+
+
+def _after_first_page(
+    *, count: int = 10, window: int = 8, stop: int | None = None, total: int | None = None
+) -> ReadPlan:
+    """A plan from offset 0 whose first page (``count`` items) has been delivered."""
+    plan = ReadPlan(0, stop=stop, window=window)
+    assert plan.to_fetch(1) == [0]
+    plan.arrived(0, _at(0, count, total=total))
+    return plan
+
+
+# -- end_of_read ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("next_offset", "page_items", "total", "stop", "expected"),
+    [
+        pytest.param(10, 10, None, 10, ReadEnd.STOP, id="stop-reached"),
+        pytest.param(12, 12, None, 10, ReadEnd.STOP, id="stop-passed"),
+        pytest.param(10, 0, None, 10, ReadEnd.STOP, id="stop-reached-by-empty-page"),
+        pytest.param(5, 5, 10, 5, ReadEnd.STOP, id="stop-before-total"),
+        pytest.param(10, 10, 10, 10, ReadEnd.STOP, id="stop-equals-total"),
+        pytest.param(9, 9, None, 10, None, id="stop-not-reached"),
+        pytest.param(5, 0, None, None, ReadEnd.EMPTY_PAGE, id="empty-page"),
+        pytest.param(5, 0, 10, None, ReadEnd.EMPTY_PAGE, id="empty-page-before-total"),
+        pytest.param(5, 0, None, 20, ReadEnd.EMPTY_PAGE, id="empty-page-before-stop"),
+        pytest.param(0, 0, 0, None, ReadEnd.EMPTY_PAGE, id="empty-batch"),
+        pytest.param(10, 10, 10, None, ReadEnd.TOTAL, id="total-reached"),
+        pytest.param(12, 12, 10, None, ReadEnd.TOTAL, id="total-passed"),
+        pytest.param(10, 10, 10, 20, ReadEnd.TOTAL, id="total-before-stop"),
+        pytest.param(10, 10, None, None, None, id="total-unknown"),
+        pytest.param(5, 5, 10, None, None, id="processed-reached-not-total"),
+        pytest.param(13, 3, None, None, None, id="short-page-not-end"),
+        pytest.param(13, 3, 20, None, None, id="short-page-before-total"),
+        pytest.param(13, 3, 20, 30, None, id="short-page-before-total-and-stop"),
+        pytest.param(1, 1, None, None, None, id="one-item"),
+    ],
+)
+def test_end_of_read(
+    next_offset: int, page_items: int, total: int | None, stop: int | None, expected: ReadEnd | None
+) -> None:
+    assert (
+        end_of_read(next_offset=next_offset, page_items=page_items, total=total, stop=stop)
+        is expected
+    )
+
+
+@pytest.mark.parametrize(
+    ("status", "final"),
+    [
+        ("completed", True),
+        ("COMPLETED", True),
+        (" failed ", True),
+        ("cancelled", True),
+        ("expired", True),
+        ("running", False),
+        ("processing", False),
+        ("", False),
+        (None, False),
+    ],
+)
+def test_is_final_status(status: str | None, final: bool) -> None:
+    assert is_final_status(status) is final
+
+
+# -- ReadPlan: the order of requests ------------------------------------------
+
+
+def test_sequential_read_asks_each_offset_after_the_last_page() -> None:
+    plan = ReadPlan(0, window=1)
+    requested: list[int] = []
+    delivered: list[Delivery] = []
+
+    while not plan.done:
+        (offset,) = plan.to_fetch(1)
+        requested.append(offset)
+        delivered += plan.arrived(offset, _at(offset, min(10, 25 - offset), total=25))
+
+    assert requested == [0, 10, 20]
+    assert _ids(delivered) == _expected(0, 25)
+    assert plan.ended is ReadEnd.TOTAL
+
+
+def test_nothing_is_fetched_ahead_before_the_first_page() -> None:
+    plan = ReadPlan(0, window=16)
+
+    assert plan.to_fetch(8) == [0]
+    assert plan.to_fetch(8) == []
+
+
+def test_first_request_is_at_start() -> None:
+    assert ReadPlan(42).to_fetch(4) == [42]
+
+
+def test_read_ahead_after_the_first_page_asks_several_offsets() -> None:
+    plan = _after_first_page(window=8)
+
+    assert plan.to_fetch(4) == [10, 20, 30, 40]
+
+
+def test_read_ahead_is_bounded_by_the_limit() -> None:
+    plan = _after_first_page(window=8)
+
+    assert plan.to_fetch(2) == [10, 20]
+    assert plan.to_fetch(2) == []
+
+
+def test_read_ahead_is_bounded_by_the_window() -> None:
+    plan = _after_first_page(window=3)
+
+    assert plan.to_fetch(8) == [10, 20, 30]
+
+
+def test_read_ahead_counts_buffered_pages_in_the_window() -> None:
+    plan = _after_first_page(window=3)
+    plan.to_fetch(8)
+    plan.arrived(30, _at(30, 10))
+
+    assert plan.to_fetch(8) == []
+
+
+def test_read_ahead_is_bounded_by_the_total() -> None:
+    plan = _after_first_page(total=25)
+
+    assert plan.to_fetch(8) == [10, 20]
+
+
+def test_read_ahead_is_bounded_by_stop() -> None:
+    plan = _after_first_page(stop=35)
+
+    assert plan.to_fetch(8) == [10, 20, 30]
+
+
+def test_read_ahead_goes_on_as_pages_are_delivered() -> None:
+    plan = _after_first_page(window=2)
+    plan.to_fetch(2)
+    plan.arrived(10, _at(10, 10))
+
+    assert plan.to_fetch(2) == [30]
+
+
+# -- ReadPlan: what is delivered -----------------------------------------------
+
+
+def test_out_of_order_pages_are_delivered_in_order() -> None:
+    plan = _after_first_page()
+    plan.to_fetch(3)
+
+    assert plan.arrived(30, _at(30, 10)) == []
+    assert plan.arrived(20, _at(20, 10)) == []
+    deliveries = plan.arrived(10, _at(10, 10))
+
+    assert [d.offset for d in deliveries] == [10, 20, 30]
+    assert _ids(deliveries) == _expected(10, 40)
+
+
+def test_short_page_leaves_a_gap_that_is_fetched_next() -> None:
+    plan = _after_first_page()
+    plan.to_fetch(2)
+    plan.arrived(20, _at(20, 10))
+
+    short = plan.arrived(10, _at(10, 4))
+
+    assert _ids(short) == _expected(10, 14)
+    assert plan.to_fetch(2)[0] == 14
+
+
+def test_filling_a_gap_delivers_the_buffered_page_after_it() -> None:
+    plan = _after_first_page()
+    plan.to_fetch(2)
+    plan.arrived(20, _at(20, 10))
+    plan.arrived(10, _at(10, 4))
+    plan.to_fetch(2)
+
+    deliveries = plan.arrived(14, _at(14, 6))
+
+    assert [d.offset for d in deliveries] == [14, 20]
+    assert _ids(deliveries) == _expected(14, 30)
+
+
+def test_short_page_is_not_the_end() -> None:
+    plan = _after_first_page()
+    plan.to_fetch(1)
+    plan.arrived(10, _at(10, 3))
+
+    assert not plan.done
+
+
+def test_long_page_overlapping_the_next_delivers_no_duplicates() -> None:
+    plan = _after_first_page()
+    plan.to_fetch(2)
+    plan.arrived(20, _at(20, 10))
+
+    deliveries = plan.arrived(10, _at(10, 15))
+
+    assert [d.offset for d in deliveries] == [10, 25]
+    assert _ids(deliveries) == _expected(10, 30)
+
+
+def test_page_wholly_behind_the_cursor_is_dropped() -> None:
+    plan = _after_first_page()
+    plan.to_fetch(2)
+    plan.arrived(10, _at(10, 20))
+
+    assert plan.arrived(20, _at(20, 10)) == []
+    assert plan.cursor == 30
+
+
+def test_stop_trims_the_items_of_the_last_page() -> None:
+    plan = ReadPlan(0, stop=7)
+    plan.to_fetch(1)
+
+    deliveries = plan.arrived(0, _at(0, 10))
+
+    assert _ids(deliveries) == _expected(0, 7)
+    assert plan.ended is ReadEnd.STOP
+
+
+def test_start_and_stop_select_a_slice() -> None:
+    plan = ReadPlan(3, stop=5)
+    plan.to_fetch(1)
+
+    assert _ids(plan.arrived(3, _at(3, 10))) == ["job-3", "job-4"]
+
+
+@pytest.mark.parametrize(("start", "stop"), [(5, 5), (0, 0), (9, 4)])
+def test_start_at_or_after_stop_ends_with_no_request(start: int, stop: int) -> None:
+    plan = ReadPlan(start, stop=stop)
+
+    assert plan.ended is ReadEnd.STOP
+    assert plan.to_fetch(4) == []
+
+
+def test_empty_first_page_ends_the_read() -> None:
+    plan = ReadPlan(0)
+    plan.to_fetch(1)
+
+    assert plan.arrived(0, _page([], status="running")) == []
+    assert plan.ended is ReadEnd.EMPTY_PAGE
+
+
+def test_empty_page_after_items_ends_the_read() -> None:
+    plan = _after_first_page()
+    plan.to_fetch(1)
+
+    assert plan.arrived(10, _page([])) == []
+    assert plan.ended is ReadEnd.EMPTY_PAGE
+    assert plan.to_fetch(4) == []
+
+
+def test_empty_read_ahead_page_ends_the_read_when_the_cursor_reaches_it() -> None:
+    plan = _after_first_page()
+    plan.to_fetch(2)
+    assert plan.arrived(20, _page([])) == []
+    assert not plan.done
+
+    deliveries = plan.arrived(10, _at(10, 10))
+
+    assert _ids(deliveries) == _expected(10, 20)
+    assert plan.ended is ReadEnd.EMPTY_PAGE
+
+
+def test_total_reached_ends_the_read() -> None:
+    plan = ReadPlan(0)
+    plan.to_fetch(1)
+    plan.arrived(0, _at(0, 10, total=10))
+
+    assert plan.ended is ReadEnd.TOTAL
+    assert plan.to_fetch(4) == []
+
+
+def test_processed_reached_does_not_end_the_read() -> None:
+    plan = ReadPlan(0)
+    plan.to_fetch(1)
+
+    plan.arrived(0, _at(0, 5, total=10, processed=5))
+
+    assert not plan.done
+    assert plan.to_fetch(1) == [5]
+
+
+def test_batch_fields_are_kept_from_the_latest_page() -> None:
+    plan = ReadPlan(0)
+    plan.to_fetch(1)
+    plan.arrived(0, _at(0, 5, total=10, processed=4, status="running"))
+
+    assert (plan.total, plan.processed, plan.status) == (10, 4, "running")
+
+
+def test_page_after_the_end_delivers_nothing() -> None:
+    plan = ReadPlan(0, stop=5)
+    plan.to_fetch(1)
+    plan.arrived(0, _at(0, 5))
+
+    assert plan.arrived(5, _at(5, 5)) == []
+
+
+# -- ReadPlan: failed requests -------------------------------------------------
+
+
+def test_failed_read_ahead_request_is_not_needed() -> None:
+    plan = _after_first_page()
+    plan.to_fetch(3)
+
+    assert plan.failed(20) is False
+    assert 20 not in plan.in_flight
+
+
+def test_failed_request_at_the_cursor_is_needed() -> None:
+    plan = _after_first_page()
+    plan.to_fetch(3)
+
+    assert plan.failed(10) is True
+
+
+def test_failed_read_ahead_offset_is_asked_again_when_reached() -> None:
+    plan = _after_first_page(window=2)
+    plan.to_fetch(2)
+    plan.failed(20)
+    plan.arrived(10, _at(10, 10))
+
+    assert plan.to_fetch(1) == [20]
+
+
+# -- ReadPlan: follow mode -----------------------------------------------------
+
+
+def _following_at(cursor: int, *, window: int = 4) -> ReadPlan:
+    """A follow-mode plan that has delivered items 0 to ``cursor`` of a running batch."""
+    plan = ReadPlan(0, follow=True, window=window)
+    plan.to_fetch(1)
+    plan.arrived(0, _at(0, cursor, status="running"))
+    return plan
+
+
+def test_follow_empty_page_of_a_running_batch_waits() -> None:
+    plan = _following_at(10)
+    plan.to_fetch(1)
+
+    assert plan.arrived(10, _page([], status="running")) == []
+    assert plan.waiting
+    assert not plan.done
+    assert plan.to_fetch(4) == []
+
+
+def test_follow_resume_fetches_the_cursor_again() -> None:
+    plan = _following_at(10)
+    plan.to_fetch(1)
+    plan.arrived(10, _page([], status="running"))
+
+    plan.resume()
+
+    assert not plan.waiting
+    assert plan.to_fetch(1) == [10]
+
+
+def test_follow_delivers_items_that_appeared_after_waiting() -> None:
+    plan = _following_at(10)
+    plan.to_fetch(1)
+    plan.arrived(10, _page([], status="running"))
+    plan.resume()
+    plan.to_fetch(1)
+
+    assert _ids(plan.arrived(10, _at(10, 3, status="running"))) == _expected(10, 13)
+
+
+@pytest.mark.parametrize("status", ["completed", "FAILED", " done ", "cancelled"])
+def test_follow_empty_page_of_a_finished_batch_ends_the_read(status: str) -> None:
+    plan = _following_at(10)
+    plan.to_fetch(1)
+
+    plan.arrived(10, _page([], status=status))
+
+    assert plan.ended is ReadEnd.EMPTY_PAGE
+    assert not plan.waiting
+
+
+def test_follow_total_reached_ends_the_read_of_a_running_batch() -> None:
+    plan = ReadPlan(0, follow=True)
+    plan.to_fetch(1)
+
+    plan.arrived(0, _at(0, 10, total=10, status="running"))
+
+    assert plan.ended is ReadEnd.TOTAL
+
+
+def test_follow_empty_read_ahead_page_is_not_the_end() -> None:
+    plan = _following_at(10)
+    plan.to_fetch(2)
+    plan.arrived(20, _page([], status="running"))
+
+    deliveries = plan.arrived(10, _at(10, 10, status="running"))
+
+    assert _ids(deliveries) == _expected(10, 20)
+    assert not plan.done
+    assert not plan.waiting
+    assert plan.to_fetch(1) == [20]
+
+
+def test_follow_resume_does_not_ask_for_an_offset_already_in_flight() -> None:
+    plan = _following_at(10, window=4)
+    assert plan.to_fetch(4) == [10, 20, 30, 40]
+    plan.arrived(40, _page([], status="running"))
+    plan.arrived(10, _page([], status="running"))
+    assert plan.in_flight == {20, 30}
+    plan.resume()
+
+    requested = plan.to_fetch(4)
+
+    assert not {20, 30} & set(requested)
+    assert len(requested) + 2 <= 4
+
+
+# -- ReadPlan: servers that contradict themselves ------------------------------
+
+
+def test_server_that_ignores_from_is_a_pagination_error() -> None:
+    plan = _after_first_page()
+    plan.to_fetch(1)
+
+    with pytest.raises(PaginationError, match="ignore `from`"):
+        plan.arrived(10, _at(0, 10))
+
+
+def test_repeated_job_id_is_a_pagination_error_naming_it_and_both_offsets() -> None:
+    plan = _after_first_page()
+    plan.to_fetch(1)
+
+    with pytest.raises(PaginationError) as caught:
+        plan.arrived(10, _page([10, 11, 12, 3, 14]))
+
+    message = str(caught.value)
+    assert "'job-3'" in message
+    assert "offset 13" in message
+    assert "offset 3" in message
+
+
+def test_repeated_job_id_within_one_page_is_a_pagination_error() -> None:
+    plan = ReadPlan(0)
+    plan.to_fetch(1)
+
+    with pytest.raises(PaginationError, match="'job-1'"):
+        plan.arrived(0, _page([0, 1, 1]))
+
+
+def test_items_without_job_id_are_not_checked_for_repeats() -> None:
+    plan = ReadPlan(0, stop=4)
+    plan.to_fetch(1)
+    anonymous = BatchScrapeSitemapData(success=False, error="unreachable")
+    page = BatchScrapeSitemapStatusResponse(data=(anonymous, anonymous))
+    plan.arrived(0, page)
+    plan.to_fetch(1)
+    different = BatchScrapeSitemapData(success=False, error="timeout")
+    deliveries = plan.arrived(2, BatchScrapeSitemapStatusResponse(data=(different, anonymous)))
+
+    assert len(deliveries) == 1
+    assert plan.ended is ReadEnd.STOP
+
+
+def test_total_that_shrinks_is_a_pagination_error() -> None:
+    plan = _after_first_page(total=30)
+    plan.to_fetch(1)
+
+    with pytest.raises(PaginationError, match="shrank from 30 to 20"):
+        plan.arrived(10, _at(10, 10, total=20))
+
+
+def test_total_that_grows_is_accepted() -> None:
+    plan = _after_first_page(total=20)
+    plan.to_fetch(1)
+    plan.arrived(10, _at(10, 10, total=30))
+
+    assert (plan.total, plan.done) == (30, False)
+
+
+# -- ReadPlan: properties over any server --------------------------------------
+
+_MAX_FAILURES = 30
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_any_page_sizes_and_order_deliver_every_item_once_in_order(data: st.DataObject) -> None:
+    """Every item from start to stop, once and in order, whatever the pages and the order."""
+    n = data.draw(st.integers(0, 300), label="items")
+    start = data.draw(st.integers(0, n + 5), label="start")
+    stop = data.draw(st.none() | st.integers(0, n + 30), label="stop")
+    limit = data.draw(st.integers(1, 8), label="limit")
+    window = data.draw(st.integers(limit, 3 * limit), label="window")
+    send_total = data.draw(st.booleans(), label="send_total")
+    fail_read_ahead = data.draw(st.booleans(), label="fail_read_ahead")
+    plan = ReadPlan(start, stop=stop, window=window)
+    outstanding: list[int] = []
+    delivered: list[str] = []
+    failures = steps = 0
+
+    while True:
+        outstanding += plan.to_fetch(limit)
+        assert len(outstanding) <= limit
+        assert len(outstanding) + len(plan._ready) <= window
+        if plan.done:
+            break
+        assert outstanding, f"the plan stalled at {plan.cursor}"
+        steps += 1
+        assert steps <= 3 * (n + 2) + 2 * window + 2 * failures, "the read does not terminate"
+        offset = outstanding.pop(data.draw(st.integers(0, len(outstanding) - 1)))
+        if (
+            fail_read_ahead
+            and offset != plan.cursor
+            and failures < _MAX_FAILURES
+            and data.draw(st.booleans(), label="fail")
+        ):
+            failures += 1
+            assert plan.failed(offset) is False
+            continue
+        length = data.draw(st.integers(1, 25), label="page length")
+        page = _page(range(offset, min(n, offset + length)), total=n if send_total else None)
+        deliveries = plan.arrived(offset, page)
+        assert len(outstanding) + len(plan._ready) <= window
+        for delivery in deliveries:
+            assert delivery.offset == start + len(delivered)
+            delivered += _ids([delivery])
+
+    end = n if stop is None else min(stop, n)
+    assert delivered == _expected(start, end)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    n=st.integers(0, 120),
+    page_size=st.integers(1, 25),
+    limit=st.integers(1, 8),
+    send_total=st.booleans(),
+)
+def test_in_order_answers_of_a_fixed_page_size_need_few_requests(
+    n: int, page_size: int, limit: int, send_total: bool
+) -> None:
+    """With steady pages answered in order, the read asks each page once, plus a few beyond."""
+    plan = ReadPlan(0, window=2 * limit)
+    outstanding: list[int] = []
+    requests = 0
+    delivered: list[str] = []
+
+    while True:
+        new = plan.to_fetch(limit)
+        requests += len(new)
+        outstanding += new
+        if plan.done:
+            break
+        offset = min(outstanding)
+        outstanding.remove(offset)
+        page = _page(
+            range(offset, min(n, offset + page_size)), total=n if send_total else None
+        )
+        delivered += _ids(plan.arrived(offset, page))
+
+    pages = -(-n // page_size)
+    assert delivered == _expected(0, n)
+    assert len(set(outstanding)) == len(outstanding)
+    assert requests <= pages + (0 if send_total and n else 2 * limit + 1)
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data())
+def test_follow_over_a_growing_batch_delivers_every_item_once_in_order(
+    data: st.DataObject,
+) -> None:
+    """A running batch that grows while it is read: every item once, in order, within limits."""
+    final_size = data.draw(st.integers(0, 150), label="final size")
+    available = data.draw(st.integers(0, final_size), label="available at first")
+    limit = data.draw(st.integers(1, 8), label="limit")
+    window = data.draw(st.integers(limit, 3 * limit), label="window")
+    send_total = data.draw(st.booleans(), label="send_total")
+    finished = False
+    plan = ReadPlan(0, follow=True, window=window)
+    outstanding: list[int] = []
+    delivered: list[str] = []
+    steps = 0
+
+    while True:
+        outstanding += plan.to_fetch(limit)
+        assert len(outstanding) <= limit
+        assert len(set(outstanding)) == len(outstanding), "an offset is asked twice at once"
+        assert len(outstanding) + len(plan._ready) <= window
+        if plan.done:
+            break
+        steps += 1
+        assert steps <= 20 * (final_size + 2), "the read does not terminate"
+        if plan.waiting:
+            # Time passes while the read waits: the batch grows, or finally finishes.
+            if available < final_size:
+                available = min(final_size, available + data.draw(st.integers(1, 10)))
+            else:
+                finished = True
+            plan.resume()
+            continue
+        assert outstanding, f"the plan stalled at {plan.cursor}"
+        if data.draw(st.booleans(), label="grow"):
+            available = min(final_size, available + data.draw(st.integers(0, 10)))
+        offset = outstanding.pop(data.draw(st.integers(0, len(outstanding) - 1)))
+        length = data.draw(st.integers(1, 25), label="page length")
+        page = _page(
+            range(offset, min(available, offset + length)),
+            total=final_size if send_total else None,
+            status="completed" if finished else "running",
+        )
+        for delivery in plan.arrived(offset, page):
+            assert delivery.offset == len(delivered)
+            delivered += _ids([delivery])
+
+    assert delivered == _expected(0, final_size)

@@ -1,0 +1,412 @@
+"""The protocol without I/O: URLs, headers, Retry-After, and decoding responses."""
+
+from __future__ import annotations
+
+import email.utils
+import json
+
+import pytest
+from yarl import URL
+
+from blat_async._protocol import (
+    PagePath,
+    build_headers,
+    decode_page_response,
+    encode_batch_id,
+    error_from_response,
+    normalize_base_url,
+    parse_retry_after,
+)
+from blat_async.errors import (
+    APIStatusError,
+    AuthenticationError,
+    BadRequestError,
+    InternalServerError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    ResponseValidationError,
+)
+from blat_async.models import BatchScrapeSitemapStatusResponse
+from tests.conftest import page
+
+# -- encode_batch_id -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("batch_id", "encoded"),
+    [
+        pytest.param("b-123_x.y~z", "b-123_x.y~z", id="unreserved-kept"),
+        pytest.param("a/b", "a%2Fb", id="slash"),
+        pytest.param("a?from=9", "a%3Ffrom%3D9", id="question-mark"),
+        pytest.param("a#frag", "a%23frag", id="hash"),
+        pytest.param("a%2Fb", "a%252Fb", id="already-encoded-percent"),
+        pytest.param("a b", "a%20b", id="space"),
+        pytest.param("lot-ü-日本", "lot-%C3%BC-%E6%97%A5%E6%9C%AC", id="non-ascii"),
+        pytest.param("a\r\nHost: x", "a%0D%0AHost%3A%20x", id="crlf"),
+        pytest.param("../admin", "..%2Fadmin", id="dot-dot-slash"),
+        pytest.param("...", "...", id="three-dots"),
+    ],
+)
+def test_batch_id_is_encoded_as_one_segment(batch_id: str, encoded: str) -> None:
+    assert encode_batch_id(batch_id) == encoded
+
+
+@pytest.mark.parametrize(
+    "batch_id", ["a/b/c", "x?y#z", "../../etc", "a\r\nb", "a\nb", "a\rb", "%2F/%3F"]
+)
+def test_encoded_batch_id_has_no_raw_delimiters(batch_id: str) -> None:
+    encoded = encode_batch_id(batch_id)
+
+    assert not set(encoded) & {"/", "?", "#", "\r", "\n", " "}
+
+
+@pytest.mark.parametrize("batch_id", [".", "..", ""])
+def test_batch_id_that_cannot_be_a_segment_is_refused(batch_id: str) -> None:
+    with pytest.raises(ValueError, match="batch_id"):
+        encode_batch_id(batch_id)
+
+
+@pytest.mark.parametrize("batch_id", [None, 123, b"bytes"])
+def test_batch_id_that_is_not_str_is_a_type_error(batch_id: object) -> None:
+    with pytest.raises(TypeError, match="batch_id must be a str"):
+        encode_batch_id(batch_id)  # type: ignore[arg-type]
+
+
+def test_batch_id_with_lone_surrogate_is_refused() -> None:
+    with pytest.raises(ValueError, match="not valid Unicode"):
+        encode_batch_id("a\ud800b")
+
+
+# -- PagePath --------------------------------------------------------------------
+
+
+def test_page_url_keeps_the_base_path_prefix() -> None:
+    path = PagePath(URL("http://127.0.0.1:1/v9/"), "b-1")
+
+    assert str(path.url(0)) == "http://127.0.0.1:1/v9/batch/scrape_sitemap/b-1?from=0"
+
+
+def test_page_url_sets_from_to_the_offset() -> None:
+    url = PagePath(URL("https://api.blat.ai/"), "b-1").url(250)
+
+    assert url.query == {"from": "250"}
+
+
+def test_page_url_is_not_encoded_twice() -> None:
+    url = PagePath(URL("https://api.blat.ai/"), "a/b c%").url(0)
+
+    assert url.raw_path == "/batch/scrape_sitemap/a%2Fb%20c%25"
+
+
+def test_page_url_batch_id_is_one_path_segment() -> None:
+    url = PagePath(URL("https://api.blat.ai/"), "x/../../y?from=3#z").url(7)
+
+    assert url.raw_parts[-2:] == ("scrape_sitemap", "x%2F..%2F..%2Fy%3Ffrom%3D3%23z")
+    assert url.query == {"from": "7"}
+    assert url.fragment == ""
+
+
+def test_page_path_refuses_a_bad_batch_id_before_any_request() -> None:
+    with pytest.raises(ValueError, match="batch_id"):
+        PagePath(URL("https://api.blat.ai/"), "..")
+
+
+# -- normalize_base_url --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("base_url", "normalized"),
+    [
+        pytest.param("https://api.blat.ai", "https://api.blat.ai/", id="slash-added"),
+        pytest.param("https://api.blat.ai/", "https://api.blat.ai/", id="slash-kept"),
+        pytest.param("https://proxy.example/blat/v1", "https://proxy.example/blat/v1/", id="prefix"),
+        pytest.param("https://proxy.example/v1/", "https://proxy.example/v1/", id="prefix-slash"),
+    ],
+)
+def test_base_url_ends_with_one_slash_and_keeps_its_prefix(base_url: str, normalized: str) -> None:
+    assert str(normalize_base_url(base_url)) == normalized
+
+
+def test_base_url_accepts_a_yarl_url() -> None:
+    assert normalize_base_url(URL("https://api.blat.ai/v2")) == URL("https://api.blat.ai/v2/")
+
+
+@pytest.mark.parametrize(
+    "base_url",
+    ["https://user:pw@api.blat.ai/", "https://user@api.blat.ai/"],
+)
+def test_base_url_with_credentials_is_refused(base_url: str) -> None:
+    with pytest.raises(ValueError, match="credentials"):
+        normalize_base_url(base_url)
+
+
+@pytest.mark.parametrize("base_url", ["https://api.blat.ai/?k=v", "https://api.blat.ai/#top"])
+def test_base_url_with_query_or_fragment_is_refused(base_url: str) -> None:
+    with pytest.raises(ValueError, match="query or fragment"):
+        normalize_base_url(base_url)
+
+
+@pytest.mark.parametrize(
+    "base_url", ["ftp://api.blat.ai/", "file:///etc/passwd", "api.blat.ai", "https://", ""]
+)
+def test_base_url_that_is_not_http_with_a_host_is_refused(base_url: str) -> None:
+    with pytest.raises(ValueError, match="http:// or https://"):
+        normalize_base_url(base_url)
+
+
+@pytest.mark.parametrize(
+    "base_url", ["http://api.blat.ai/", "http://10.0.0.1:8080/", "http://localhost.evil.example/"]
+)
+def test_plain_http_to_a_remote_host_is_refused(base_url: str) -> None:
+    with pytest.raises(ValueError, match="clear text"):
+        normalize_base_url(base_url)
+
+
+def test_plain_http_to_a_remote_host_is_allowed_when_asked() -> None:
+    url = normalize_base_url("http://api.blat.ai", allow_insecure_http=True)
+
+    assert str(url) == "http://api.blat.ai/"
+
+
+@pytest.mark.parametrize(
+    "base_url",
+    [
+        "http://127.0.0.1:8080",
+        "http://127.0.0.2/",
+        "http://localhost:1/",
+        "http://LOCALHOST/",
+        "http://[::1]:8080/",
+        "http://api.localhost/",
+    ],
+)
+def test_plain_http_to_loopback_is_allowed(base_url: str) -> None:
+    assert normalize_base_url(base_url).scheme == "http"
+
+
+# -- build_headers -------------------------------------------------------------
+
+
+def test_headers_carry_the_key_as_bearer_token() -> None:
+    headers = build_headers("sk-test", "blat-async/1.0")
+
+    assert headers == {
+        "Authorization": "Bearer sk-test",
+        "Accept": "application/json",
+        "User-Agent": "blat-async/1.0",
+    }
+
+
+# -- parse_retry_after ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        pytest.param("120", 120.0, id="integer"),
+        pytest.param(" 7 ", 7.0, id="spaces"),
+        pytest.param("0", 0.0, id="zero"),
+        pytest.param("1.5", 1.5, id="decimal"),
+        pytest.param("0.25", 0.25, id="small-decimal"),
+    ],
+)
+def test_retry_after_in_seconds(value: str, seconds: float) -> None:
+    assert parse_retry_after(value) == seconds
+
+
+def test_retry_after_http_date_in_the_future_is_the_time_until_it() -> None:
+    now = 1_800_000_000.0
+    header = email.utils.formatdate(now + 30, usegmt=True)
+
+    assert parse_retry_after(header, now=now) == pytest.approx(30.0)
+
+
+def test_retry_after_http_date_in_the_past_is_no_wait() -> None:
+    now = 1_800_000_000.0
+    header = email.utils.formatdate(now - 3600, usegmt=True)
+
+    assert parse_retry_after(header, now=now) == 0.0
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        pytest.param(None, id="absent"),
+        pytest.param("", id="empty"),
+        pytest.param("soon", id="garbage"),
+        pytest.param("-5", id="negative"),
+        pytest.param("-0.5", id="negative-decimal"),
+        pytest.param("nan", id="nan"),
+        pytest.param("inf", id="infinity"),
+        pytest.param("Wed, 99 Foo 2015 07:28:00 GMT", id="broken-date"),
+    ],
+)
+def test_unreadable_retry_after_is_none(value: str | None) -> None:
+    assert parse_retry_after(value, now=0.0) is None
+
+
+# -- error_from_response -------------------------------------------------------
+
+
+def _api_error(code: str, message: str) -> bytes:
+    return json.dumps({"code": code, "message": message, "details": {"field": "batch_id"}}).encode()
+
+
+@pytest.mark.parametrize(
+    ("status", "error_class"),
+    [
+        (400, BadRequestError),
+        (401, AuthenticationError),
+        (403, PermissionDeniedError),
+        (404, NotFoundError),
+        (429, RateLimitError),
+        (500, InternalServerError),
+        (502, InternalServerError),
+        (503, InternalServerError),
+        (504, InternalServerError),
+    ],
+)
+def test_error_class_follows_the_status(status: int, error_class: type[APIStatusError]) -> None:
+    error = error_from_response(status, {}, _api_error("X", "y"))
+
+    assert type(error) is error_class
+    assert error.status == status
+
+
+def test_unlisted_4xx_is_a_plain_api_status_error() -> None:
+    error = error_from_response(418, {}, b"")
+
+    assert type(error) is APIStatusError
+    assert error.status == 418
+
+
+def test_api_error_body_fields_are_kept() -> None:
+    error = error_from_response(
+        400, {}, _api_error("INVALID_BATCH_ID", "bad id"), url="https://api.blat.ai/x"
+    )
+
+    assert (error.code, error.message, dict(error.details), error.body, error.url) == (
+        "INVALID_BATCH_ID",
+        "bad id",
+        {"field": "batch_id"},
+        None,
+        "https://api.blat.ai/x",
+    )
+
+
+def test_api_error_body_with_fields_of_wrong_type_keeps_none() -> None:
+    body = json.dumps({"code": 7, "message": ["x"], "details": "no"}).encode()
+
+    error = error_from_response(400, {}, body)
+
+    assert (error.code, error.message, dict(error.details)) == (None, None, {})
+
+
+def test_html_error_page_keeps_its_title_as_body() -> None:
+    body = (
+        b"<html><head><title>502 Bad Gateway</title></head>"
+        b"<body><center><h1>502 Bad Gateway</h1></center><hr>nginx</body></html>"
+    )
+
+    error = error_from_response(502, {"Content-Type": "text/html"}, body)
+
+    assert type(error) is InternalServerError
+    assert (error.status, error.message, error.code, error.body) == (
+        502,
+        None,
+        None,
+        "502 Bad Gateway",
+    )
+    assert "502" in str(error)
+
+
+def test_long_non_json_body_is_cut_to_an_excerpt() -> None:
+    error = error_from_response(500, {}, b"x" * 5000)
+
+    assert error.body is not None
+    assert len(error.body) < 300
+    assert error.body.endswith("...")
+
+
+def test_empty_error_body_leaves_everything_none() -> None:
+    error = error_from_response(503, {}, b"")
+
+    assert (error.code, error.message, error.body) == (None, None, None)
+    assert str(error) == "HTTP 503"
+
+
+def test_retry_after_header_is_parsed_onto_the_error() -> None:
+    error = error_from_response(429, {"Retry-After": "2.5"}, _api_error("RATE", "slow down"))
+
+    assert error.retry_after == 2.5
+
+
+def test_error_without_retry_after_has_none() -> None:
+    assert error_from_response(429, {}, b"").retry_after is None
+
+
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+def test_redirect_gives_a_message_about_redirects(status: int) -> None:
+    error = error_from_response(status, {"Location": "https://elsewhere.example/"}, b"")
+
+    assert error.status == status
+    assert error.message is not None
+    assert "redirect" in error.message
+    assert "https://elsewhere.example/" in error.message
+
+
+# -- decode_page_response ------------------------------------------------------
+
+
+def test_good_page_is_decoded() -> None:
+    body = json.dumps(page(0, 3, total=3)).encode()
+
+    result = decode_page_response(200, {}, body)
+
+    assert isinstance(result, BatchScrapeSitemapStatusResponse)
+    assert [item.metadata.job_id for item in result.data if item.metadata] == [
+        "b1-job-0",
+        "b1-job-1",
+        "b1-job-2",
+    ]
+
+
+def test_error_status_raises_its_typed_error() -> None:
+    with pytest.raises(NotFoundError) as caught:
+        decode_page_response(404, {}, _api_error("NOT_FOUND", "no batch"), url="https://u/")
+
+    assert caught.value.url == "https://u/"
+
+
+def test_non_json_success_is_a_retryable_validation_error() -> None:
+    with pytest.raises(ResponseValidationError) as caught:
+        decode_page_response(200, {}, b'{"data": [', url="https://u/")
+
+    error = caught.value
+    assert (error.decodable, error.retryable, error.path, error.status) == (False, True, None, 200)
+    assert isinstance(error.__cause__, ValueError)
+
+
+def test_html_success_is_a_retryable_validation_error_with_an_excerpt() -> None:
+    with pytest.raises(ResponseValidationError, match="Captive portal") as caught:
+        decode_page_response(200, {}, b"<html><title>Captive portal</title></html>")
+
+    assert caught.value.retryable
+
+
+def test_json_of_the_wrong_shape_names_the_path_and_is_not_retryable() -> None:
+    body = json.dumps({"data": [{}, {"links": [1]}]}).encode()
+
+    with pytest.raises(ResponseValidationError, match=r"data\[1\]\.links\[0\]") as caught:
+        decode_page_response(200, {}, body)
+
+    error = caught.value
+    assert (error.path, error.decodable, error.retryable) == ("data[1].links[0]", True, False)
+
+
+def test_json_list_at_top_level_is_not_retryable() -> None:
+    with pytest.raises(ResponseValidationError, match="the body") as caught:
+        decode_page_response(200, {}, b"[]")
+
+    error = caught.value
+    assert (error.path, error.retryable) == ("", False)
