@@ -88,18 +88,20 @@ async def read_pages(
     throttle: Throttle,
     *,
     tasks_owner: set[asyncio.Task[BatchScrapeSitemapStatusResponse]],
+    check_open: Callable[[], None],
     poll: PollPolicy | None = None,
     progress: ReadProgress | None = None,
 ) -> AsyncGenerator[Delivery, None]:
     """Yield the plan's deliveries in order, fetching up to ``throttle.limit`` pages at once.
 
     ``tasks_owner`` is the client's set of running fetches, so that closing
-    the client can cancel them.
+    the client can cancel them; ``check_open`` raises once it is closed.
     """
     tasks: dict[asyncio.Task[BatchScrapeSitemapStatusResponse], int] = {}
     idle_polls = 0
     try:
         while True:
+            check_open()
             for offset in plan.to_fetch(throttle.limit):
                 task = asyncio.create_task(fetch(offset, throttle), name=f"blat-from-{offset}")
                 tasks[task] = offset
@@ -136,6 +138,7 @@ async def read_pages(
                     _note(progress, plan)
                 for delivery in deliveries:
                     idle_polls = 0
+                    check_open()
                     yield delivery
     finally:
         if progress is not None:

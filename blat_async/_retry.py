@@ -14,7 +14,7 @@ __all__ = ["DEFAULT_RETRY", "RetryPolicy", "Throttle", "is_retryable"]
 
 
 def _non_negative(_instance: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if value < 0:
+    if not value >= 0:  # also refuses NaN, which compares false to everything
         raise ValueError(f"{attribute.name} must be >= 0, got {value!r}")
 
 

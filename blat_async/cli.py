@@ -98,7 +98,7 @@ def _progress_bar(enabled: bool) -> Iterator[Any]:
         return
     from tqdm import tqdm
 
-    with tqdm(unit=" items", file=sys.stderr, dynamic_ncols=True, leave=False) as bar:
+    with tqdm(unit=" items", file=sys.stderr, dynamic_ncols=True) as bar:
         yield bar
 
 

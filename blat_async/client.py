@@ -380,6 +380,7 @@ class BlatClient:
             plan,
             Throttle(concurrency),
             tasks_owner=self._tasks,
+            check_open=self._check_open,
             poll=poll,
             progress=progress,
         )

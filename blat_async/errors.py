@@ -22,8 +22,9 @@ original exception is kept as ``__cause__``.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 __all__ = [
     "APIConnectionError",
@@ -74,6 +75,12 @@ class APIStatusError(BlatError):
         self.url = url
         super().__init__(self._describe())
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Exceptions are rebuilt from `args`, which here holds the message,
+        # not the status: rebuild from the fields instead (pickle, copy).
+        fields = {name: getattr(self, name) for name in _STATUS_ERROR_FIELDS}
+        return (functools.partial(type(self), self.status, **fields), ())
+
     @property
     def retryable(self) -> bool:
         """Whether repeating the same request could succeed (429 and 5xx)."""
@@ -90,6 +97,9 @@ class APIStatusError(BlatError):
         if self.url:
             text += f" (GET {self.url})"
         return text
+
+
+_STATUS_ERROR_FIELDS: Final = ("code", "message", "details", "body", "retry_after", "url")
 
 
 class BadRequestError(APIStatusError):

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
+import pty
 import signal
+import struct
 import subprocess
 import sys
+import termios
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -185,3 +191,56 @@ def test_python_dash_m_and_version(server: Any) -> None:
     from blat_async import __version__
 
     assert __version__ in result.stdout
+
+
+def test_serve_prints_where_it_listens_and_serves_until_interrupted() -> None:
+    command = [sys.executable, "-m", "blat_async", "serve", "--port", "0", "--size", "15"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        lines = dict(process.stdout.readline().strip().split(": ", 1) for _ in range(3))
+        result = run(
+            None,
+            "items",
+            lines["batch"],
+            "--base-url",
+            lines["base_url"],
+            "--api-key",
+            lines["api_key"],
+        )
+        assert result.returncode == 0, result.stderr
+        assert len(result.stdout.splitlines()) == 15
+    finally:
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=30)
+    assert process.returncode == ExitCode.INTERRUPTED
+    assert "Traceback" not in stderr
+
+
+def test_a_terminal_gets_a_progress_bar_and_a_pipe_does_not(server: FakeBlatServer) -> None:
+    leader, follower = pty.openpty()
+    # A new pty is 0 columns wide; a terminal has a size.
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    command = [sys.executable, "-m", "blat_async", "items", "b25", "--links"]
+    command += ["--base-url", server.base_url, "--api-key", SECRET]
+    chunks: list[bytes] = []
+
+    def read_terminal() -> None:
+        # Linux drops what a pty holds once its last writer closes: read as it comes.
+        with contextlib.suppress(OSError):
+            while chunk := os.read(leader, 4096):
+                chunks.append(chunk)
+
+    reader = threading.Thread(target=read_terminal)
+    reader.start()
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=follower)
+    os.close(follower)
+    stdout, _ = process.communicate(timeout=60)
+    reader.join(timeout=10)
+    os.close(leader)
+    shown = b"".join(chunks)
+    assert process.returncode == 0
+    assert b"25/25" in shown
+    assert b"items" in shown
+    assert len(stdout.splitlines()) == 69  # 23 successful jobs with 3 links each
+    assert SECRET.encode() not in shown

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import copy
+import pickle
+from collections.abc import Callable
+
 import pytest
 
 from blat_async import errors
@@ -47,9 +51,7 @@ def test_direct_parent_is_as_drawn(error_class: type[Exception], parent: type[Ex
 
 def test_every_public_error_is_in_the_tree() -> None:
     public = {
-        getattr(errors, name)
-        for name in errors.__all__
-        if isinstance(getattr(errors, name), type)
+        getattr(errors, name) for name in errors.__all__ if isinstance(getattr(errors, name), type)
     }
 
     assert public == set(_PARENTS)
@@ -180,3 +182,43 @@ def test_validation_error_str_without_url_is_the_message() -> None:
 
 def test_pagination_error_str_is_its_message() -> None:
     assert str(PaginationError("the server repeats itself")) == "the server repeats itself"
+
+
+def _pickled(error: BlatError) -> BlatError:
+    restored: BlatError = pickle.loads(pickle.dumps(error))  # noqa: S301
+    return restored
+
+
+@pytest.mark.parametrize(
+    "round_trip",
+    [
+        pytest.param(_pickled, id="pickle"),
+        pytest.param(copy.copy, id="copy"),
+        pytest.param(copy.deepcopy, id="deepcopy"),
+    ],
+)
+def test_status_error_survives_pickling_and_copying(
+    round_trip: Callable[[BlatError], BlatError],
+) -> None:
+    """Errors cross process boundaries (multiprocessing, xdist) with their message intact."""
+    error = NotFoundError(404, code="NOT_FOUND", message="no batch", url="https://u/")
+
+    restored = round_trip(error)
+
+    assert isinstance(restored, NotFoundError)
+    assert (restored.status, restored.code, restored.message, restored.url) == (
+        404,
+        "NOT_FOUND",
+        "no batch",
+        "https://u/",
+    )
+    assert str(restored) == str(error)
+
+
+def test_validation_error_survives_pickling() -> None:
+    error = ResponseValidationError("bad body", path="total", url="https://u/", decodable=False)
+
+    restored = _pickled(error)
+
+    assert isinstance(restored, ResponseValidationError)
+    assert (str(restored), restored.path, restored.retryable) == (str(error), "total", True)

@@ -40,14 +40,21 @@ def _page(
     )
 
 
-def _at(offset: int, count: int, **fields: object) -> BatchScrapeSitemapStatusResponse:
+def _at(
+    offset: int,
+    count: int,
+    *,
+    total: int | None = None,
+    status: str | None = "completed",
+    processed: int | None = None,
+) -> BatchScrapeSitemapStatusResponse:
     """The page a correct server returns at ``offset``, holding ``count`` items."""
-    return _page(range(offset, offset + count), **fields)  # type: ignore[arg-type]
+    return _page(range(offset, offset + count), total=total, status=status, processed=processed)
 
 
 def _ids(deliveries: Iterable[Delivery]) -> list[str]:
     return [
-        item.metadata.job_id if item.metadata else "?"
+        str(item.metadata.job_id) if item.metadata else "?"
         for delivery in deliveries
         for item in delivery.page.data
     ]
@@ -607,9 +614,7 @@ def test_in_order_answers_of_a_fixed_page_size_need_few_requests(
             break
         offset = min(outstanding)
         outstanding.remove(offset)
-        page = _page(
-            range(offset, min(n, offset + page_size)), total=n if send_total else None
-        )
+        page = _page(range(offset, min(n, offset + page_size)), total=n if send_total else None)
         delivered += _ids(plan.arrived(offset, page))
 
     pages = -(-n // page_size)

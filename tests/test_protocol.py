@@ -120,7 +120,9 @@ def test_page_path_refuses_a_bad_batch_id_before_any_request() -> None:
     [
         pytest.param("https://api.blat.ai", "https://api.blat.ai/", id="slash-added"),
         pytest.param("https://api.blat.ai/", "https://api.blat.ai/", id="slash-kept"),
-        pytest.param("https://proxy.example/blat/v1", "https://proxy.example/blat/v1/", id="prefix"),
+        pytest.param(
+            "https://proxy.example/blat/v1", "https://proxy.example/blat/v1/", id="prefix"
+        ),
         pytest.param("https://proxy.example/v1/", "https://proxy.example/v1/", id="prefix-slash"),
     ],
 )

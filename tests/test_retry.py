@@ -48,6 +48,13 @@ def test_negative_delay_is_refused(field: str) -> None:
         RetryPolicy(**{field: -0.1})  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("field", ["initial_delay", "max_delay", "max_retry_after"])
+def test_nan_delay_is_refused(field: str) -> None:
+    """NaN is not below zero, yet it is no delay: backoff and Retry-After would silently break."""
+    with pytest.raises(ValueError, match=field):
+        RetryPolicy(**{field: float("nan")})  # type: ignore[arg-type]
+
+
 def test_negative_max_retries_is_refused() -> None:
     with pytest.raises(ValueError, match="max_retries"):
         RetryPolicy(max_retries=-1)
