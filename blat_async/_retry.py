@@ -10,7 +10,7 @@ import attrs
 
 from .errors import APIConnectionError, APIStatusError, BlatError, ResponseValidationError
 
-__all__ = ["DEFAULT_RETRY", "RetryPolicy", "Throttle", "is_retryable"]
+__all__ = ["DEFAULT_RETRY", "RatePause", "RetryPolicy", "Throttle", "is_retryable"]
 
 
 def _non_negative(_instance: object, attribute: attrs.Attribute[float], value: float) -> None:
@@ -78,31 +78,52 @@ def is_retryable(error: BlatError) -> bool:
     return False
 
 
-class Throttle:
-    """The back-off and concurrency limit that the fetches of one read share.
+class RatePause:
+    """A pause that every request of one client honours after the API answered 429.
 
-    A 429 on any request pauses every request of the read until the wait the
-    server asked for has passed, and halves how many may be in flight; each
-    success lets one more back in, up to the read's concurrency.
+    The API limits a key, not a read: while one request waits out a
+    ``Retry-After``, the client's other requests wait too.
     """
 
-    __slots__ = ("_loop", "_resume_at", "concurrency", "limit")
+    __slots__ = ("_resume_at",)
 
-    def __init__(self, concurrency: int) -> None:
+    def __init__(self) -> None:
+        self._resume_at = 0.0
+
+    async def wait(self) -> None:
+        """Sleep until the pause, if any, is over."""
+        loop = asyncio.get_running_loop()
+        # A loop, not one sleep: another request's 429 may push the end further away.
+        while (delay := self._resume_at - loop.time()) > 0:  # noqa: ASYNC110
+            await asyncio.sleep(delay)
+
+    def extend(self, delay: float) -> None:
+        """Make every request wait at least ``delay`` seconds from now."""
+        self._resume_at = max(self._resume_at, asyncio.get_running_loop().time() + delay)
+
+
+class Throttle:
+    """The concurrency limit of one read, and the pause it shares with its client.
+
+    A 429 on any request pauses every request (`RatePause`) and halves how
+    many of this read's requests may be in flight; each success lets one
+    more back in, up to the read's concurrency.
+    """
+
+    __slots__ = ("concurrency", "limit", "pause")
+
+    def __init__(self, concurrency: int, pause: RatePause | None = None) -> None:
         self.concurrency = concurrency
         self.limit = concurrency
-        self._resume_at = 0.0
-        self._loop = asyncio.get_running_loop()
+        self.pause = pause if pause is not None else RatePause()
 
     async def wait(self) -> None:
         """Sleep until the shared pause, if any, is over."""
-        # A loop, not one sleep: another request's 429 may push the end further away.
-        while (delay := self._resume_at - self._loop.time()) > 0:  # noqa: ASYNC110
-            await asyncio.sleep(delay)
+        await self.pause.wait()
 
     def rate_limited(self, delay: float) -> None:
-        """Pause every request of the read for ``delay`` seconds and halve the limit."""
-        self._resume_at = max(self._resume_at, self._loop.time() + delay)
+        """Pause every request for ``delay`` seconds and halve this read's limit."""
+        self.pause.extend(delay)
         self.limit = max(1, self.limit // 2)
 
     def succeeded(self) -> None:

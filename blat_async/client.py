@@ -18,7 +18,7 @@ from . import _defaults
 from ._pagination import Delivery, ReadPlan
 from ._protocol import PagePath, build_headers, decode_page_response, normalize_base_url
 from ._readahead import PollPolicy, ReadProgress, read_pages
-from ._retry import DEFAULT_RETRY, RetryPolicy, Throttle
+from ._retry import DEFAULT_RETRY, RatePause, RetryPolicy, Throttle
 from ._version import __version__
 from .errors import APIConnectionError, APITimeoutError, BlatError, RateLimitError
 from .models import BatchScrapeSitemapData, BatchScrapeSitemapStatusResponse
@@ -125,6 +125,7 @@ class BlatClient:
         self._closed = False
         self._tasks: set[asyncio.Task[_Page]] = set()
         self._rng = random.Random()
+        self._pause = RatePause()
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -207,16 +208,18 @@ class BlatClient:
         url = path.url(offset)
         retry = 0
         while True:
-            if throttle is not None:
-                await throttle.wait()
+            await self._pause.wait()
             try:
                 return await self._attempt(url)
             except BlatError as error:
                 delay = self._retry.delay_for(error, retry, self._rng)
                 if delay is None:
                     raise
-                if throttle is not None and isinstance(error, RateLimitError):
-                    throttle.rate_limited(delay)
+                if isinstance(error, RateLimitError):
+                    if throttle is not None:
+                        throttle.rate_limited(delay)
+                    else:
+                        self._pause.extend(delay)
                 retry += 1
                 logger.info(
                     "retry %d of %d for GET %s in %.2f s: %s",
@@ -378,7 +381,7 @@ class BlatClient:
         return read_pages(
             fetch,
             plan,
-            Throttle(concurrency),
+            Throttle(concurrency, self._pause),
             tasks_owner=self._tasks,
             check_open=self._check_open,
             poll=poll,

@@ -116,6 +116,23 @@ async def test_a_429_pauses_every_request_of_the_read(server: FakeBlatServer) ->
     assert later
 
 
+async def test_a_429_in_one_read_pauses_the_clients_other_reads(
+    server: FakeBlatServer,
+) -> None:
+    limited = server.add_batch("limited", size=100, latency=0.01)
+    other = server.add_batch("other", size=300, latency=0.01)
+    server.inject(Fault.status(429, retry_after=0.3), batch_id="limited", from_=50)
+    async with client_for(server, concurrency=2) as client:
+        await asyncio.gather(
+            drain(client.iter_batch_scrape_sitemap(limited.batch_id)),
+            drain(client.iter_batch_scrape_sitemap(other.batch_id)),
+        )
+    [answer] = [r for r in server.requests if r.status == 429]
+    pause = (answer.finished + 0.02, answer.finished + 0.28)
+    assert not [r for r in server.requests if pause[0] < r.started < pause[1]]
+    assert [r for r in server.requests if r.batch_id == "other" and r.started >= pause[1]]
+
+
 # -- running batches --------------------------------------------------------------
 
 

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from blat_async._retry import DEFAULT_RETRY, RetryPolicy, Throttle, is_retryable
+from blat_async._retry import DEFAULT_RETRY, RatePause, RetryPolicy, Throttle, is_retryable
 from blat_async.errors import (
     APIConnectionError,
     APIStatusError,
@@ -304,6 +304,15 @@ async def test_succeeded_at_full_concurrency_changes_nothing() -> None:
     assert throttle.limit == 3
 
 
-def test_throttle_needs_a_running_loop() -> None:
-    with pytest.raises(RuntimeError):
-        Throttle(1)
+async def test_throttles_sharing_a_pause_wait_together() -> None:
+    pause = RatePause()
+    limited, other = Throttle(4, pause), Throttle(4, pause)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+
+    limited.rate_limited(0.05)
+    await other.wait()
+
+    assert 0.045 <= loop.time() - started < 0.5
+    # The pause is shared; the limit is each read's own.
+    assert (limited.limit, other.limit) == (2, 4)
