@@ -1,9 +1,12 @@
 """blat_async: an asyncio client for Blat's batch sitemap scrape results.
 
->>> from blat_async import BlatClient
->>> async with BlatClient() as client:  # doctest: +SKIP
-...     async for item in client.iter_batch_scrape_sitemap("b-123"):
-...         print(item.metadata.url, len(item.links))
+```python
+from blat_async import BlatClient
+
+async with BlatClient() as client:  # the key comes from BLAT_API_KEY
+    async for item in client.iter_batch_scrape_sitemap("b-123"):
+        print(item.metadata.url, len(item.links))
+```
 """
 
 from ._pagination import FINAL_STATUSES, ReadEnd, end_of_read

@@ -1,11 +1,11 @@
 """The ``blat-async`` command line, built on the public client only.
 
-::
-
-    blat-async items BATCH_ID [--links] [--from N] [--stop N]  # JSON Lines on stdout
-    blat-async status BATCH_ID       # status, processed, total, expiry
-    blat-async demo                  # a sample batch from the embedded fake server
-    blat-async serve                 # the fake server in the foreground
+```text
+blat-async items BATCH_ID [--links] [--from N] [--stop N]  # JSON Lines on stdout
+blat-async status BATCH_ID       # status, processed, total, expiry
+blat-async demo                  # a sample batch from the embedded fake server
+blat-async serve                 # the fake server in the foreground
+```
 
 Exit codes: 0 success (and a closed pipe, as in ``| head``), 2 usage,
 3 authentication or permission, 4 batch not found, 5 any other API error or
@@ -27,7 +27,7 @@ from typing import IO, Any, Final, NoReturn
 
 import attrs
 
-from . import __version__
+from . import __version__, _defaults
 from ._readahead import ReadProgress
 from ._retry import RetryPolicy
 from .client import BlatClient
@@ -49,12 +49,19 @@ class ExitCode(enum.IntEnum):
     """What the command's exit status means."""
 
     OK = 0
+    """Success, or the reader of stdout went away (``| head``)."""
     USAGE = 2
+    """A mistake in the command line."""
     AUTHENTICATION = 3
+    """No key, a wrong key (401), or a key that may not read the batch (403)."""
     NOT_FOUND = 4
+    """No batch has this id (404)."""
     API_ERROR = 5
+    """Any other API error, or a response the client cannot read."""
     NETWORK = 6
+    """No connection, a dropped connection, or a timeout."""
     INTERRUPTED = 130
+    """Stopped by Ctrl-C."""
 
 
 class _Usage(Exception):
@@ -271,13 +278,22 @@ def _parser() -> argparse.ArgumentParser:
         help="accept a plain http:// base URL to a host that is not loopback",
     )
     connection.add_argument(
-        "--timeout", type=_positive_float, default=30.0, help="seconds per attempt (default 30)"
+        "--timeout",
+        type=_positive_float,
+        default=_defaults.DEFAULT_TIMEOUT,
+        help="seconds per attempt (default %(default)s)",
     )
     connection.add_argument(
-        "--retries", type=_offset, default=3, help="retries of a failed request (default 3)"
+        "--retries",
+        type=_offset,
+        default=RetryPolicy().max_retries,
+        help="retries of a failed request (default %(default)s)",
     )
     connection.add_argument(
-        "--concurrency", type=_positive_int, default=6, help="page requests in flight (default 6)"
+        "--concurrency",
+        type=_positive_int,
+        default=_defaults.DEFAULT_CONCURRENCY,
+        help="page requests in flight (default %(default)s)",
     )
 
     reading = argparse.ArgumentParser(add_help=False)
@@ -294,8 +310,8 @@ def _parser() -> argparse.ArgumentParser:
     reading.add_argument(
         "--poll-interval",
         type=_positive_float,
-        default=2.0,
-        help="seconds between polls of a followed batch (default 2, growing while idle)",
+        default=_defaults.DEFAULT_POLL_INTERVAL,
+        help="first wait between polls of a followed batch (default %(default)s s, growing)",
     )
     reading.add_argument("--no-progress", action="store_true", help="never show a progress bar")
 

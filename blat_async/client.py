@@ -53,11 +53,13 @@ def _env_flag(name: str) -> bool:
 class BlatClient:
     """An asyncio client for Blat's batch sitemap scrape results.
 
-    Use it as an async context manager, or call `close` when done::
+    Use it as an async context manager, or call `close` when done:
 
-        async with BlatClient() as client:
-            async for item in client.iter_batch_scrape_sitemap(batch_id):
-                print(item.metadata.url if item.metadata else None, len(item.links))
+    ```python
+    async with BlatClient() as client:
+        async for item in client.iter_batch_scrape_sitemap(batch_id):
+            print(item.metadata.url if item.metadata else None, len(item.links))
+    ```
 
     Args:
         api_key: The API key; defaults to the ``BLAT_API_KEY`` environment
@@ -66,13 +68,14 @@ class BlatClient:
         base_url: The API's address; defaults to ``BLAT_BASE_URL``, then
             ``https://api.blat.ai``. A path prefix (``http://host/v9/``) is kept.
         timeout: Seconds (or an `aiohttp.ClientTimeout`) that each attempt of
-            a request may take; a retry gets a fresh timeout.
-        retry: When and how failed requests are retried.
+            a request may take; a retry gets a fresh timeout. 30 s by default.
+        retry: When and how failed requests are retried; by default 3
+            retries, backing off from 0.5 s to at most 8 s.
         session: An `aiohttp.ClientSession` to borrow. The client uses it and
             never closes it. Without one, the client opens its own on first
             use and closes it in `close`.
-        concurrency: Page requests a read keeps in flight (read-ahead); each
-            iterator call can override it.
+        concurrency: Page requests a read keeps in flight (read-ahead), 6 by
+            default; each iterator call can override it.
         allow_insecure_http: Accept a plain ``http://`` base URL to a host
             that is not loopback, sending the key unencrypted. Defaults to
             the ``BLAT_ALLOW_INSECURE_HTTP`` environment variable.
@@ -194,9 +197,10 @@ class BlatClient:
         Sends ``GET {base_url}batch/scrape_sitemap/{batch_id}?from={from_}``,
         retrying as the client's `RetryPolicy` says.
 
-        >>> page = await client.get_batch_scrape_sitemap_status("b-123", from_=20)  # doctest: +SKIP
-        >>> page.status, page.total, len(page.data)  # doctest: +SKIP
-        ('running', 500, 10)
+        ```python
+        page = await client.get_batch_scrape_sitemap_status("b-123", from_=20)
+        print(page.status, page.processed, page.total, len(page.data))  # running 18 500 10
+        ```
         """
         path = PagePath(self._base_url, batch_id)
         offset = _check_offset("from_", from_)
@@ -317,11 +321,15 @@ class BlatClient:
             progress: A `ReadProgress` to update in place while reading.
 
         Raises:
-            TypeError, ValueError: A bad argument, before any request.
+            TypeError: An argument of the wrong type, before any request.
+            ValueError: An argument out of range, before any request.
             BlatError: A subclass says what went wrong; see `blat_async.errors`.
 
-        >>> async for item in client.iter_batch_scrape_sitemap("b-123"):  # doctest: +SKIP
-        ...     queue.put_nowait(item.links)
+        ```python
+        async for item in client.iter_batch_scrape_sitemap("b-123"):
+            for link in item.links:
+                await queue.put(link)
+        ```
         """
         return self._items(
             *self._read_args(batch_id, start, stop, concurrency, follow, poll_interval),

@@ -1,19 +1,21 @@
 """The exceptions blat_async raises, and the table that maps a status to one.
 
-Every exception the library raises on purpose derives from `BlatError`::
+Every exception the library raises on purpose derives from `BlatError`:
 
-    BlatError
-    ├── APIStatusError            .status .code .message .details (from the API's error body)
-    │   ├── BadRequestError       400
-    │   ├── AuthenticationError   401
-    │   ├── PermissionDeniedError 403
-    │   ├── NotFoundError         404
-    │   ├── RateLimitError        429
-    │   └── InternalServerError   5xx
-    ├── APIConnectionError        could not connect, connection dropped
-    │   └── APITimeoutError
-    ├── ResponseValidationError   a 2xx body: not JSON, not an object, or not the schema
-    └── PaginationError           the server does not advance or contradicts itself
+```text
+BlatError
+├── APIStatusError            .status .code .message .details (from the API's error body)
+│   ├── BadRequestError       400
+│   ├── AuthenticationError   401
+│   ├── PermissionDeniedError 403
+│   ├── NotFoundError         404
+│   ├── RateLimitError        429
+│   └── InternalServerError   5xx
+├── APIConnectionError        could not connect, connection dropped
+│   └── APITimeoutError
+├── ResponseValidationError   a 2xx body: not JSON, not an object, or not the schema
+└── PaginationError           the server does not advance or contradicts itself
+```
 
 Misuse (a bad argument) raises `ValueError` or `TypeError` before any request is
 sent. Nothing from aiohttp, json or cattrs reaches the caller unwrapped: the
@@ -67,12 +69,19 @@ class APIStatusError(BlatError):
         url: str | None = None,
     ) -> None:
         self.status = status
+        """The HTTP status."""
         self.code = code
+        """The API's error code, from its JSON error body."""
         self.message = message
+        """The API's error message, from its JSON error body."""
         self.details: Mapping[str, Any] = details if details is not None else {}
+        """The API's error details, from its JSON error body; empty when it sent none."""
         self.body = body
+        """An excerpt of a body that was not the API's JSON (an HTML page's title)."""
         self.retry_after = retry_after
+        """The server's ``Retry-After``, in seconds, when it sent one."""
         self.url = url
+        """The URL requested (no key: the key travels in a header)."""
         super().__init__(self._describe())
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -156,9 +165,13 @@ class ResponseValidationError(BlatError):
         decodable: bool = True,
     ) -> None:
         self.path = path
+        """The offending field (``data[3].links[0]``), or ``None`` for a body that is not JSON."""
         self.status = status
+        """The HTTP status of the response."""
         self.url = url
+        """The URL requested."""
         self.decodable = decodable
+        """Whether the body was JSON at all."""
         text = message if url is None else f"{message} (GET {url})"
         super().__init__(text)
 

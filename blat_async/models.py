@@ -42,9 +42,13 @@ class BatchScrapeSitemapData:
     """
 
     metadata: BatchScrapeSitemapMetadata | None = None
+    """The job's batch id, job id and sitemap URL."""
     success: bool | None = None
+    """Whether the sitemap was scraped; a failed job is still an item."""
     error: str | None = None
+    """Why the job failed, in words, when it did."""
     error_code: str | None = None
+    """Why the job failed, as a code, when it did."""
     links: tuple[str, ...] = ()
     """The links extracted from the sitemap."""
 
