@@ -191,7 +191,7 @@ class ReadPlan:
             and len(self.in_flight) + len(self._ready) < self.window
             and (bound is None or self._frontier < bound)
         ):
-            if self._frontier in self.in_flight:
+            if self._frontier in self.in_flight or self._frontier in self._ready:
                 self._frontier += self.page_size
                 continue
             offsets.append(self._frontier)
@@ -301,6 +301,10 @@ class ReadPlan:
 
     def _check_new(self, offset: int, items: tuple[BatchScrapeSitemapData, ...]) -> None:
         """Refuse items that were already delivered: the server is repeating itself."""
+        # Items without job ids can only be compared whole. A page equal to the
+        # one before is taken as a repeat: a legitimate batch would need two
+        # pages of indistinguishable items in a row, while a server ignoring
+        # `from` without job ids or `total` would otherwise never end.
         if items == self._last_data:
             raise PaginationError(
                 f"the page at from={offset} repeats the {len(items)} items delivered at "

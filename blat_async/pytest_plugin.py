@@ -1,12 +1,14 @@
 """A pytest plugin with the ``fake_blat_server`` fixture.
 
-The fixture is a :class:`~blat_async.testing.FakeBlatServer` running in a
+The fixture is a [`FakeBlatServer`][blat_async.testing.FakeBlatServer] running in a
 background thread, so it serves sync tests and async ones alike, under any
-event loop plugin or none::
+event loop plugin or none:
 
-    def test_reads_every_job(fake_blat_server):
-        batch = fake_blat_server.add_batch(size=25)
-        ...  # any client against fake_blat_server.base_url, with fake_blat_server.api_key
+```python
+def test_reads_every_job(fake_blat_server):
+    batch = fake_blat_server.add_batch(size=25)
+    ...  # any client against fake_blat_server.base_url, with fake_blat_server.api_key
+```
 
 Loading the plugin imports nothing but pytest: the server, and aiohttp with it,
 is imported when a test first asks for the fixture.

@@ -1,32 +1,43 @@
 """A fake Blat server for tests, demos and benchmarks.
 
-:class:`FakeBlatServer` serves ``GET /batch/scrape_sitemap/{batch_id}?from=N`` from an
+[`FakeBlatServer`][blat_async.testing.FakeBlatServer] serves
+``GET /batch/scrape_sitemap/{batch_id}?from=N`` from an
 ``aiohttp.web`` application on loopback, with real sockets, the API's pagination,
 status codes and error bodies, and faults to inject (latency, 429s, proxy pages,
-broken bodies, dropped connections)::
+broken bodies, dropped connections):
 
-    async with FakeBlatServer() as server:
-        batch = server.add_batch(size=25, failed=[3])
-        async with BlatClient(server.api_key, base_url=server.base_url) as client:
-            items = [item async for item in client.iter_batch_scrape_sitemap(batch.batch_id)]
-        assert len(items) == batch.size
+```python
+async with FakeBlatServer() as server:
+    batch = server.add_batch(size=25, failed=[3])
+    async with BlatClient(server.api_key, base_url=server.base_url) as client:
+        items = [item async for item in client.iter_batch_scrape_sitemap(batch.batch_id)]
+    assert len(items) == batch.size
+```
 
 From synchronous code, or a test framework without asyncio, run it on its own
-event loop in a background thread::
+event loop in a background thread:
 
-    with FakeBlatServer().run_in_thread() as server:
-        batch = server.add_batch(size=25)
-        ...  # any HTTP client against server.base_url
+```python
+with FakeBlatServer().run_in_thread() as server:
+    batch = server.add_batch(size=25)
+    ...  # any HTTP client against server.base_url
+```
 
-With pytest, the ``fake_blat_server`` fixture of :mod:`blat_async.pytest_plugin`
-does exactly that. Configuring and inspecting the server (:meth:`~FakeBlatServer.add_batch`,
-:meth:`~FakeBlatServer.inject`, :attr:`~FakeBlatServer.requests`,
-:meth:`FakeBatch.reveal`) is safe from any thread.
+With pytest, the [`fake_blat_server`][blat_async.pytest_plugin.fake_blat_server]
+fixture of `blat_async.pytest_plugin` does exactly that. Configuring and
+inspecting the server
+([`add_batch`][blat_async.testing.FakeBlatServer.add_batch],
+[`inject`][blat_async.testing.FakeBlatServer.inject],
+[`requests`][blat_async.testing.FakeBlatServer.requests],
+[`FakeBatch.reveal`][blat_async.testing.FakeBatch.reveal]) is safe from any thread.
 
-Faults are small frozen classes made by the factories on :class:`Fault`::
+Faults are small frozen classes made by the factories on
+[`Fault`][blat_async.testing.Fault]:
 
-    server.inject(Fault.status(429, retry_after=0.05))           # the next request
-    server.add_batch(faults=[Fault.html(502)], fault_rate=0.3)   # 30 % of this batch's requests
+```python
+server.inject(Fault.status(429, retry_after=0.05))           # the next request
+server.add_batch(faults=[Fault.html(502)], fault_rate=0.3)   # 30 % of this batch's requests
+```
 """
 
 from __future__ import annotations
@@ -69,7 +80,7 @@ __all__ = [
 ]
 
 DEFAULT_API_KEY: Final = "fake-blat-key"
-"""The API key a :class:`FakeBlatServer` accepts unless told otherwise."""
+"""The API key a `FakeBlatServer` accepts unless told otherwise."""
 
 _PAGE_PATH: Final = "batch/scrape_sitemap/"
 _DEFAULT_PAGE_SIZE: Final = 10
@@ -115,11 +126,15 @@ class Fault:
     """Something going wrong with one answer; make one with the factories below.
 
     A request gets at most one fault: the first matching one queued with
-    :meth:`FakeBlatServer.inject`, otherwise possibly one of its batch's
-    ``faults``. :class:`Latency`, :class:`WrongType` and :class:`IgnoreFrom`
-    change a normal answer; :class:`StatusError`, :class:`HtmlError` and
-    :class:`MalformedJson` replace it; :class:`TruncatedJson` and
-    :class:`DropConnection` cut it short.
+    [`FakeBlatServer.inject`][blat_async.testing.FakeBlatServer.inject], otherwise
+    possibly one of its batch's ``faults``.
+    [`Latency`][blat_async.testing.Latency], [`WrongType`][blat_async.testing.WrongType]
+    and [`IgnoreFrom`][blat_async.testing.IgnoreFrom] change a normal answer;
+    [`StatusError`][blat_async.testing.StatusError],
+    [`HtmlError`][blat_async.testing.HtmlError] and
+    [`MalformedJson`][blat_async.testing.MalformedJson] replace it;
+    [`TruncatedJson`][blat_async.testing.TruncatedJson] and
+    [`DropConnection`][blat_async.testing.DropConnection] cut it short.
     """
 
     def __post_init__(self) -> None:
@@ -178,6 +193,7 @@ class Latency(Fault):
     """Wait ``seconds`` before answering normally."""
 
     seconds: float
+    """How long to wait, in seconds, before the normal answer."""
 
     def __post_init__(self) -> None:
         if not self.seconds >= 0:
@@ -193,9 +209,13 @@ class StatusError(Fault):
     """
 
     status_code: int
+    """The error status answered, 4xx or 5xx."""
     retry_after: float | None = None
+    """Seconds sent as ``Retry-After`` and as ``details.retry_after``; ``None``: neither."""
     code: str | None = None
+    """The body's ``code``; ``None``: made from the status phrase (``"TOO_MANY_REQUESTS"``)."""
     message: str | None = None
+    """The body's ``message``; ``None`` for the API's own message for the status, or its phrase."""
 
     def __post_init__(self) -> None:
         _check_error_status(self.status_code)
@@ -208,6 +228,7 @@ class HtmlError(Fault):
     """Answer ``status_code`` with an nginx-like ``text/html`` error page."""
 
     status_code: int = 502
+    """The error status answered, 4xx or 5xx."""
 
     def __post_init__(self) -> None:
         _check_error_status(self.status_code)
@@ -235,6 +256,7 @@ class DropConnection(Fault):
     """
 
     send_headers: bool = True
+    """Whether the status line and headers are sent before the connection closes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,7 +269,9 @@ class WrongType(Fault):
     """
 
     field: str = "links"
+    """The key replaced: of the response, or else of every item, dotted for nested keys."""
     value: Any = "not-a-list"
+    """What the key is set to instead."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,7 +286,7 @@ def _check_error_status(status: int) -> None:
 
 @dataclass(slots=True)
 class _Injected:
-    """A fault queued by :meth:`FakeBlatServer.inject`, with what it matches."""
+    """A fault queued by `FakeBlatServer.inject`, with what it matches."""
 
     fault: Fault
     batch_id: str | None
@@ -279,11 +303,13 @@ class _Injected:
 
 
 class FakeBatch:
-    """One batch sitemap scrape the server knows, returned by :meth:`FakeBlatServer.add_batch`.
+    """One batch sitemap scrape the server knows, returned by `FakeBlatServer.add_batch`.
 
     Jobs are computed from their index on demand, so a batch of 200,000 jobs
-    costs little more than its list of failed indices. :attr:`visible` jobs are
-    served; it grows by :meth:`reveal`, :meth:`complete` and, with
+    costs little more than its list of failed indices.
+    [`visible`][blat_async.testing.FakeBatch.visible] jobs are served; it grows by
+    [`reveal`][blat_async.testing.FakeBatch.reveal],
+    [`complete`][blat_async.testing.FakeBatch.complete] and, with
     ``jobs_per_second``, with time.
     """
 
@@ -330,16 +356,27 @@ class FakeBatch:
                 raise TypeError(f"faults must be Fault instances, got {fault!r}")
 
         self.batch_id: Final = batch_id
+        """The batch's id, as it appears in the URL path once decoded."""
         self.size: Final = size
+        """How many sitemap jobs the batch holds, the response's ``total``."""
         self.page_size: Final = page_size
+        """The most items one page holds."""
         self.links_per_job: Final = links_per_job
+        """How many links each successful job extracted."""
         self.jobs_per_second: Final = jobs_per_second
+        """How fast more jobs become visible, or ``None`` if only by hand."""
         self.running_status: Final = running_status
+        """The response's ``status`` while some jobs are not visible yet."""
         self.final_status: Final = final_status
+        """The response's ``status`` once every job is visible."""
         self.expires_at: Final = expires_at
+        """The response's ``expires_at``; by default a day after the batch was added, in UTC."""
         self.latency: Final = latency
+        """Seconds the server waits before answering each request for this batch."""
         self.forbidden: Final = forbidden
+        """Whether every request for this batch is answered 403."""
         self.fault_rate: Final = fault_rate
+        """The share of this batch's requests that get one of ``faults``, 0 to 1."""
         self._random = random.Random(seed)
         self._failed = tuple(sorted(_failed_indices(failed, size, self._random)))
         self.failed: Final = frozenset(self._failed)
@@ -466,13 +503,14 @@ def _failed_indices(failed: Iterable[int] | float, size: int, rng: random.Random
 
 @dataclass(frozen=True, slots=True)
 class RecordedRequest:
-    """One request the server answered, as :attr:`FakeBlatServer.requests` lists it.
+    """One request the server answered, as `FakeBlatServer.requests` lists it.
 
     Neither the API key nor the ``Authorization`` header is kept: only whether
     it matched.
     """
 
     method: str
+    """The HTTP method, such as ``"GET"``."""
     path: str
     """The raw path, still percent-encoded, without the query."""
     query: str
@@ -551,8 +589,10 @@ class _PageCache:
 class FakeBlatServer:
     """An embedded fake of Blat's ``GET /batch/scrape_sitemap/{batch_id}`` on loopback.
 
-    Use it as ``async with FakeBlatServer() as server``, or with :meth:`start`
-    and :meth:`close`, or from synchronous code with :meth:`run_in_thread`.
+    Use it as ``async with FakeBlatServer() as server``, or with
+    [`start`][blat_async.testing.FakeBlatServer.start] and
+    [`close`][blat_async.testing.FakeBlatServer.close], or from synchronous code
+    with [`run_in_thread`][blat_async.testing.FakeBlatServer.run_in_thread].
 
     ``prefix`` puts the API under a path (``"v9"`` serves
     ``http://127.0.0.1:PORT/v9/batch/...``). ``clock`` is what makes
@@ -575,7 +615,9 @@ class FakeBlatServer:
         if not api_key:
             raise ValueError("api_key must not be empty")
         self.host: Final = host
+        """The address the server listens on, loopback by default."""
         self.api_key: Final = api_key
+        """The API key the server accepts as ``Authorization: Bearer <api_key>``."""
         self._requested_port = port
         self._prefix = "/" + "".join(f"{part}/" for part in prefix.split("/") if part)
         self._clock = clock
@@ -603,7 +645,7 @@ class FakeBlatServer:
     # --- Lifecycle ---
 
     async def start(self) -> None:
-        """Start listening; :attr:`base_url` is known from now on."""
+        """Start listening; `base_url` is known from now on."""
         if self._runner is not None or self._closed:
             raise RuntimeError("a FakeBlatServer can be started only once")
         app = web.Application()
@@ -652,10 +694,12 @@ class FakeBlatServer:
     def run_in_thread(self) -> Iterator[Self]:
         """Run the server on its own event loop in a daemon thread for a ``with`` block.
 
-        The server stops, and the thread ends, when the block exits::
+        The server stops, and the thread ends, when the block exits:
 
-            with FakeBlatServer().run_in_thread() as server:
-                batch = server.add_batch(size=25)
+        ```python
+        with FakeBlatServer().run_in_thread() as server:
+            batch = server.add_batch(size=25)
+        ```
         """
         loop = asyncio.new_event_loop()
         thread = threading.Thread(
@@ -795,7 +839,7 @@ class FakeBlatServer:
             self._injected.append(_Injected(fault, batch_id, from_, times))
 
     def clear_faults(self) -> None:
-        """Forget every fault queued by :meth:`inject`."""
+        """Forget every fault queued by [`inject`][blat_async.testing.FakeBlatServer.inject]."""
         with self._lock:
             self._injected.clear()
 
@@ -809,12 +853,15 @@ class FakeBlatServer:
 
     @property
     def max_in_flight(self) -> int:
-        """The most requests handled at the same time since the start or :meth:`reset_requests`."""
+        """The most requests handled at the same time since the start.
+
+        [`reset_requests`][blat_async.testing.FakeBlatServer.reset_requests] restarts it.
+        """
         with self._lock:
             return self._max_in_flight
 
     def reset_requests(self) -> None:
-        """Forget the requests recorded so far, and restart :attr:`max_in_flight`."""
+        """Forget the requests recorded so far, and restart `max_in_flight`."""
         with self._lock:
             self._requests.clear()
             self._max_in_flight = self._in_flight
