@@ -239,13 +239,22 @@ class BlatClient:
         """Send one request and decode its answer; every failure becomes a `BlatError`."""
         session = self._get_session()
         try:
+            # Redirects are not followed, so the key never reaches another
+            # origin; raise_for_status is off even on a borrowed session that
+            # turned it on, so that error bodies are read into typed errors.
             async with session.get(
-                url, headers=self._headers, timeout=self._timeout, allow_redirects=False
+                url,
+                headers=self._headers,
+                timeout=self._timeout,
+                allow_redirects=False,
+                raise_for_status=False,
             ) as response:
                 body = await response.read()
                 status, headers = response.status, response.headers
         except TimeoutError as exc:
-            raise APITimeoutError(f"no complete response within the timeout (GET {url})") from exc
+            raise APITimeoutError(
+                f"no complete response within {self._timeout.total} s (GET {url})"
+            ) from exc
         except aiohttp.ClientPayloadError as exc:
             raise APIConnectionError(
                 f"the connection dropped before the whole body arrived (GET {url})"

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import attrs
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from blat_async import _converter
 from blat_async._converter import StructureError, structure_page
 from blat_async.models import (
     BatchScrapeSitemapData,
@@ -167,3 +171,78 @@ def test_structure_error_keeps_the_original_as_cause() -> None:
         structure_page({"total": "x"})
 
     assert caught.value.__cause__ is not None
+
+
+# -- the fast path and the detailed path agree ----------------------------------------
+
+_maybe_text = st.none() | st.text(max_size=8)
+_json_scalar = st.none() | st.booleans() | st.integers() | st.text(max_size=5)
+_metadata = st.none() | st.fixed_dictionaries(
+    {}, optional={"batch_id": _maybe_text, "job_id": _maybe_text, "url": _maybe_text}
+)
+_item = st.fixed_dictionaries(
+    {},
+    optional={
+        "metadata": _metadata,
+        "success": st.none() | st.booleans(),
+        "error": _maybe_text,
+        "error_code": _maybe_text,
+        "links": st.none() | st.lists(st.text(max_size=8), max_size=4),
+        "surprise": _json_scalar,
+    },
+)
+_page = st.fixed_dictionaries(
+    {},
+    optional={
+        "processed": st.none() | st.integers(),
+        "total": st.none() | st.integers(),
+        "status": _maybe_text,
+        "expires_at": _maybe_text,
+        "data": st.none() | st.lists(_item, max_size=5),
+    },
+)
+
+
+def test_the_fast_item_hook_builds_fields_in_declaration_order() -> None:
+    # _item_fast calls the constructors positionally.
+    assert [f.name for f in attrs.fields(BatchScrapeSitemapData)] == [
+        "metadata",
+        "success",
+        "error",
+        "error_code",
+        "links",
+    ]
+    assert [f.name for f in attrs.fields(BatchScrapeSitemapMetadata)] == [
+        "batch_id",
+        "job_id",
+        "url",
+    ]
+
+
+@settings(deadline=None)
+@given(_page)
+def test_fast_and_detailed_structuring_agree_on_valid_pages(value: dict[str, Any]) -> None:
+    fast = _converter._STRUCTURE_PAGE(value, BatchScrapeSitemapStatusResponse)
+    detailed = _converter._STRUCTURE_PAGE_DETAILED(value, BatchScrapeSitemapStatusResponse)
+    assert fast == detailed
+
+
+@settings(deadline=None)
+@given(
+    _page,
+    st.sampled_from(["metadata", "success", "error", "error_code", "links"]),
+    st.one_of(st.integers(), st.floats(), st.lists(st.integers(), min_size=1), st.text()),
+)
+def test_a_wrong_item_field_is_refused_by_both_paths(
+    value: dict[str, Any], field: str, wrong: Any
+) -> None:
+    value = {**value, "data": [{field: wrong}]}
+    fits = (field in {"error", "error_code"} and isinstance(wrong, str)) or (
+        field == "links" and isinstance(wrong, list) and all(type(x) is str for x in wrong)
+    )
+    if fits:
+        assert structure_page(value).data[0] is not None
+        return
+    with pytest.raises(StructureError) as caught:
+        structure_page(value)
+    assert caught.value.path.startswith(f"data[0].{field}")

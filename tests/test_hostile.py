@@ -6,6 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
+import aiohttp
 import pytest
 
 from blat_async import (
@@ -14,6 +15,7 @@ from blat_async import (
     BlatClient,
     BlatError,
     InternalServerError,
+    NotFoundError,
     PaginationError,
     RateLimitError,
     ResponseValidationError,
@@ -183,3 +185,16 @@ async def test_the_key_never_shows(
     texts += [str(cause), repr(cause)]
     assert any("retry" in text for text in texts)
     assert not [text for text in texts if SECRET in text]
+
+
+async def test_a_borrowed_session_that_raises_for_status_still_gives_typed_errors(
+    server: FakeBlatServer,
+) -> None:
+    async with aiohttp.ClientSession(raise_for_status=True) as session:
+        client = BlatClient(server.api_key, base_url=server.base_url, session=session)
+        async with client:
+            with pytest.raises(NotFoundError) as caught:
+                await client.get_batch_scrape_sitemap_status("no-such-batch")
+        assert not session.closed
+    assert caught.value.status == 404
+    assert caught.value.code is not None
