@@ -1,0 +1,90 @@
+"""The benchmark's server process: `blat_async.testing.FakeBlatServer` with one batch.
+
+``run.py`` starts it with the batch's shape, reads one JSON line with the
+address, then talks to it over stdin, one command a line:
+
+* ``stats``: answer a JSON line with the requests served since the last
+  ``stats`` (count, how long the server was busy) and forget them, so that a
+  long run does not pile up the server's request log;
+* end of input: close the server and exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+
+from _common import API_KEY, BATCH_ID
+
+from blat_async.testing import FakeBlatServer
+
+
+def _parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--size", type=int, required=True, help="items in the batch")
+    parser.add_argument("--page-size", type=int, required=True)
+    parser.add_argument("--links", type=int, required=True, help="links per item")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds per request")
+    return parser.parse_args()
+
+
+def _reply(document: object) -> None:
+    sys.stdout.write(json.dumps(document) + "\n")
+    sys.stdout.flush()
+
+
+def _stats(server: FakeBlatServer) -> dict[str, object]:
+    requests = server.requests
+    server.reset_requests()
+    if not requests:
+        return {"requests": 0, "seconds": 0.0, "failed": 0}
+    first = min(request.started for request in requests)
+    last = max(request.finished for request in requests)
+    return {
+        "requests": len(requests),
+        "seconds": last - first,
+        "failed": sum(1 for request in requests if request.status != 200),
+    }
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    # Enough cache for every page of the largest batch, so none is encoded twice.
+    cache_bytes = 1024 * 1024 * 1024
+    async with FakeBlatServer(
+        host="127.0.0.1", port=0, api_key=API_KEY, page_cache_bytes=cache_bytes
+    ) as server:
+        started = time.perf_counter()
+        server.add_batch(
+            BATCH_ID,
+            args.size,
+            page_size=args.page_size,
+            links_per_job=args.links,
+            latency=args.latency,
+            failed=0.05,
+            preencode=True,
+        )
+        _reply(
+            {
+                "base_url": server.base_url,
+                "api_key": server.api_key,
+                "batch_id": BATCH_ID,
+                "encode_seconds": time.perf_counter() - started,
+            }
+        )
+        loop = asyncio.get_running_loop()
+        while command := (await loop.run_in_executor(None, sys.stdin.readline)).strip():
+            if command == "stats":
+                _reply(_stats(server))
+            else:
+                _reply({"error": f"unknown command {command!r}"})
+
+
+def main() -> None:
+    asyncio.run(_serve(_parse_args()))
+
+
+if __name__ == "__main__":
+    main()

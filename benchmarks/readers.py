@@ -1,0 +1,230 @@
+"""One reader process: read a whole batch one way, then print a `ReadResult` as a JSON line.
+
+Each reader does the same work per item (count it and its links), so they
+differ only in how pages are fetched and turned into objects::
+
+    python benchmarks/readers.py raw --base-url http://127.0.0.1:8089/ --batch-id bench
+
+The timer starts before the HTTP session is opened and stops after it is
+closed; the interpreter's start and the imports are not timed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import importlib
+import sys
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any, Final
+
+import aiohttp
+from _common import API_KEY, BATCH_ID, ReadResult, current_rss_kib, peak_rss_kib
+
+from blat_async import BlatClient
+
+Counts = tuple[int, int, int]
+"""Items, links and pages read."""
+
+Reader = Callable[[argparse.Namespace], Coroutine[None, None, Counts]]
+
+_SERVER_WORKERS: Final = 8
+
+
+def _page_url(base_url: str, batch_id: str) -> str:
+    return f"{base_url}batch/scrape_sitemap/{batch_id}"
+
+
+async def read_raw(args: argparse.Namespace) -> Counts:
+    """What a user writes without a client library: aiohttp, ``from`` by hand, dicts."""
+    url = _page_url(args.base_url, args.batch_id)
+    headers = {"Authorization": f"Bearer {args.api_key}"}
+    items = links = pages = offset = 0
+    async with aiohttp.ClientSession(headers=headers) as session:
+        while True:
+            async with session.get(url, params={"from": offset}) as response:
+                response.raise_for_status()
+                page = await response.json()
+            pages += 1
+            data = page.get("data") or []
+            for item in data:
+                items += 1
+                links += len(item.get("links") or ())
+            offset += len(data)
+            total = page.get("total")
+            if not data or (total is not None and offset >= total):
+                return items, links, pages
+
+
+async def read_collect(args: argparse.Namespace) -> Counts:
+    """The raw loop, but every page is kept in a list and the items are read at the end."""
+    url = _page_url(args.base_url, args.batch_id)
+    headers = {"Authorization": f"Bearer {args.api_key}"}
+    all_pages: list[dict[str, Any]] = []
+    offset = 0
+    async with aiohttp.ClientSession(headers=headers) as session:
+        while True:
+            async with session.get(url, params={"from": offset}) as response:
+                response.raise_for_status()
+                page = await response.json()
+            all_pages.append(page)
+            data = page.get("data") or []
+            offset += len(data)
+            total = page.get("total")
+            if not data or (total is not None and offset >= total):
+                break
+    items = links = 0
+    for page in all_pages:
+        for item in page.get("data") or ():
+            items += 1
+            links += len(item.get("links") or ())
+    return items, links, len(all_pages)
+
+
+async def _read_blat(args: argparse.Namespace, concurrency: int | None) -> Counts:
+    items = links = 0
+    async with BlatClient(args.api_key, base_url=args.base_url) as client:
+        async for item in client.iter_batch_scrape_sitemap(args.batch_id, concurrency=concurrency):
+            items += 1
+            links += len(item.links)
+    return items, links, 0
+
+
+async def read_blat(args: argparse.Namespace) -> Counts:
+    """blat_async with every default (six requests in flight)."""
+    return await _read_blat(args, None)
+
+
+async def read_blat_c8(args: argparse.Namespace) -> Counts:
+    """blat_async with eight requests in flight."""
+    return await _read_blat(args, 8)
+
+
+@dataclass(frozen=True, slots=True)
+class _Generated:
+    """The parts of the generated package that the loop uses."""
+
+    client_class: Any
+    get_page: Callable[..., Awaitable[object]]
+    response_class: Any
+    unset_class: Any
+
+
+def _load_generated(folder: str, package: str) -> _Generated:
+    sys.path.insert(0, folder)
+    endpoint = importlib.import_module(f"{package}.api.scraping.get_batch_scrape_sitemap_batch_id")
+    return _Generated(
+        client_class=importlib.import_module(package).AuthenticatedClient,
+        get_page=endpoint.asyncio,
+        response_class=importlib.import_module(
+            f"{package}.models"
+        ).ApiBatchScrapeSitemapStatusResponse,
+        unset_class=importlib.import_module(f"{package}.types").Unset,
+    )
+
+
+async def read_generated(args: argparse.Namespace) -> Counts:
+    """The openapi-python-client package generated from the spec, with ``from`` by hand."""
+    generated: _Generated = args.loaded
+    unset = generated.unset_class
+    items = links = pages = offset = 0
+    async with generated.client_class(base_url=args.base_url, token=args.api_key) as client:
+        while True:
+            page: Any = await generated.get_page(args.batch_id, client=client, from_=offset)
+            if not isinstance(page, generated.response_class):
+                raise RuntimeError(f"from={offset} answered {page!r}")
+            pages += 1
+            data = [] if isinstance(page.data, unset) else page.data
+            for item in data:
+                items += 1
+                if not isinstance(item.links, unset):
+                    links += len(item.links)
+            offset += len(data)
+            if not data or (not isinstance(page.total, unset) and offset >= page.total):
+                return items, links, pages
+
+
+async def read_server_ceiling(args: argparse.Namespace) -> Counts:
+    """How fast the fake server serves: eight workers fetch every page and decode nothing.
+
+    The page size must be known (``--page-size``); items are counted from the
+    page size and the batch's size (``--expect``), links are not counted.
+    """
+    url = _page_url(args.base_url, args.batch_id)
+    headers = {"Authorization": f"Bearer {args.api_key}"}
+    offsets = iter(range(0, args.expect, args.page_size))
+    pages = 0
+
+    async def worker(session: aiohttp.ClientSession) -> None:
+        nonlocal pages
+        for offset in offsets:
+            async with session.get(f"{url}?from={offset}") as response:
+                response.raise_for_status()
+                await response.read()
+            pages += 1
+
+    async with aiohttp.ClientSession(headers=headers) as session:
+        await asyncio.gather(*(worker(session) for _ in range(_SERVER_WORKERS)))
+    return args.expect, -1, pages
+
+
+READERS: Final[dict[str, Reader]] = {
+    "raw": read_raw,
+    "generated": read_generated,
+    "blat_async": read_blat,
+    "blat_async-c8": read_blat_c8,
+    "collect-all": read_collect,
+    "server": read_server_ceiling,
+}
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("reader", choices=sorted(READERS))
+    parser.add_argument("--base-url", required=True)
+    parser.add_argument("--api-key", default=API_KEY)
+    parser.add_argument("--batch-id", default=BATCH_ID)
+    parser.add_argument("--expect", type=int, default=0, help="items in the batch")
+    parser.add_argument("--page-size", type=int, default=10)
+    parser.add_argument("--generated", help="the folder that holds the generated package")
+    parser.add_argument("--generated-package", default="blat_openapi_client")
+    parser.add_argument("--profile", help="write a cProfile of the read to this file")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parse_args(argv)
+    reader = READERS[args.reader]
+    if args.reader == "generated":
+        if not args.generated:
+            raise SystemExit("the generated reader needs --generated FOLDER")
+        # Imported before the timer starts, as the other readers' libraries are.
+        args.loaded = _load_generated(args.generated, args.generated_package)
+    baseline = current_rss_kib()
+    profiler = cProfile.Profile() if args.profile else None
+    started = time.perf_counter()
+    if profiler is not None:
+        profiler.enable()
+    items, links, pages = asyncio.run(reader(args))
+    if profiler is not None:
+        profiler.disable()
+    seconds = time.perf_counter() - started
+    if profiler is not None:
+        profiler.dump_stats(args.profile)
+    result = ReadResult(
+        reader=args.reader,
+        items=items,
+        links=links,
+        pages=pages,
+        seconds=seconds,
+        baseline_rss_kib=baseline,
+        peak_rss_kib=peak_rss_kib(),
+    )
+    print(result.to_json())
+
+
+if __name__ == "__main__":
+    main()
