@@ -61,6 +61,9 @@ FINAL_STATUSES: Final = frozenset(
 _RECENT_JOB_IDS: Final = 2048
 """How many recent job ids are remembered to catch a server that repeats itself."""
 
+_UNIFORM_REPEATS: Final = 3
+"""Pages of one repeated item, without job id, tolerated in a row before calling it a loop."""
+
 
 def is_final_status(status: str | None) -> bool:
     """Whether a batch with this status will get no more items."""
@@ -106,7 +109,8 @@ class Delivery:
 
 def _job_key(item: BatchScrapeSitemapData) -> Hashable | None:
     metadata = item.metadata
-    return None if metadata is None else metadata.job_id
+    # An empty id ("" from a server that zero-fills) identifies nothing.
+    return None if metadata is None else (metadata.job_id or None)
 
 
 @attrs.define
@@ -146,6 +150,7 @@ class ReadPlan:
     _recent_order: deque[Hashable] = attrs.field(factory=deque, init=False)
     _last_data: tuple[BatchScrapeSitemapData, ...] = attrs.field(default=(), init=False)
     _last_offset: int = attrs.field(default=0, init=False)
+    _repeats: int = attrs.field(default=0, init=False)
     _probing: bool = attrs.field(default=False, init=False)
     """Caught up with a running batch: ask for the cursor alone until items come."""
 
@@ -280,7 +285,9 @@ class ReadPlan:
         return deliveries
 
     def _on_empty_page(self) -> None:
-        if self.follow and not is_final_status(self.status):
+        if self.total is not None and self.cursor >= self.total:
+            self.ended = ReadEnd.TOTAL
+        elif self.follow and not is_final_status(self.status):
             self.waiting = self._probing = True
             self._frontier = self.cursor
         else:
@@ -302,14 +309,20 @@ class ReadPlan:
     def _check_new(self, offset: int, items: tuple[BatchScrapeSitemapData, ...]) -> None:
         """Refuse items that were already delivered: the server is repeating itself."""
         # Items without job ids can only be compared whole. A page equal to the
-        # one before is taken as a repeat: a legitimate batch would need two
-        # pages of indistinguishable items in a row, while a server ignoring
-        # `from` without job ids or `total` would otherwise never end.
+        # one before is a repeat, unless all its items are alike (one failed
+        # job after another, with no metadata): those may legitimately follow
+        # each other, so only a run of them is taken as a server that ignores
+        # `from`, which without job ids or `total` would never end.
         if items == self._last_data:
-            raise PaginationError(
-                f"the page at from={offset} repeats the {len(items)} items delivered at "
-                f"from={self._last_offset}; the server seems to ignore `from`"
-            )
+            self._repeats += 1
+            uniform = items.count(items[0]) == len(items)
+            if not uniform or self._repeats >= _UNIFORM_REPEATS:
+                raise PaginationError(
+                    f"the page at from={offset} repeats the {len(items)} items delivered at "
+                    f"from={self._last_offset}; the server seems to ignore `from`"
+                )
+        else:
+            self._repeats = 0
         recent = self._recent
         for index, item in enumerate(items):
             key = _job_key(item)

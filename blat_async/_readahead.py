@@ -10,6 +10,7 @@ generator returns.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncGenerator, Callable, Coroutine
 from typing import Final
@@ -89,13 +90,15 @@ async def read_pages(
     *,
     tasks_owner: set[asyncio.Task[BatchScrapeSitemapStatusResponse]],
     check_open: Callable[[], None],
+    closing: asyncio.Event,
     poll: PollPolicy | None = None,
     progress: ReadProgress | None = None,
 ) -> AsyncGenerator[Delivery, None]:
     """Yield the plan's deliveries in order, fetching up to ``throttle.limit`` pages at once.
 
     ``tasks_owner`` is the client's set of running fetches, so that closing
-    the client can cancel them; ``check_open`` raises once it is closed.
+    the client can cancel them; ``check_open`` raises once it is closed, and
+    ``closing`` is set then, to cut short a wait between polls.
     """
     tasks: dict[asyncio.Task[BatchScrapeSitemapStatusResponse], int] = {}
     idle_polls = 0
@@ -111,7 +114,8 @@ async def read_pages(
                 break
             if plan.waiting:
                 assert poll is not None, "only a follow-mode plan waits"
-                await asyncio.sleep(poll.delay(idle_polls))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(closing.wait(), poll.delay(idle_polls))
                 idle_polls += 1
                 plan.resume()
                 continue

@@ -165,8 +165,7 @@ async def _items(args: argparse.Namespace) -> None:
 async def _status(args: argparse.Namespace) -> None:
     async with _client(args) as client:
         with _arguments_checked():
-            request = client.get_batch_scrape_sitemap_status(args.batch_id)
-        page = await request
+            page = await client.get_batch_scrape_sitemap_status(args.batch_id)
     fields = {
         "status": page.status,
         "processed": page.processed,
@@ -247,6 +246,13 @@ def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
     return value
 
 
@@ -335,7 +341,9 @@ def _parser() -> argparse.ArgumentParser:
         "--size", type=_offset, default=_DEMO_SIZE, help="sitemap jobs in a sample batch"
     )
     fake.add_argument("--page-size", type=_positive_int, default=10, help="items per page")
-    fake.add_argument("--latency", type=float, default=0.0, help="seconds per request")
+    fake.add_argument(
+        "--latency", type=_non_negative_float, default=0.0, help="seconds per request"
+    )
 
     demo = commands.add_parser(
         "demo",
@@ -398,6 +406,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         with contextlib.suppress(BrokenPipeError):
             sys.stdout.flush()
         _fail(_exit_code(error), str(error))
+    except OSError as error:
+        # The fake server of `demo` and `serve` could not listen (a port in use).
+        _fail(ExitCode.NETWORK, str(error))
     return ExitCode.OK
 
 

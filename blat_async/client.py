@@ -12,6 +12,7 @@ from types import TracebackType
 from typing import Self
 
 import aiohttp
+from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from . import _defaults
@@ -44,6 +45,22 @@ def _check_positive(name: str, value: object) -> float:
     if not value > 0:
         raise ValueError(f"{name} must be > 0, got {value!r}")
     return float(value)
+
+
+def _without_key(error: BaseException) -> BaseException:
+    """Drop the ``Authorization`` header that aiohttp keeps on some errors' request info.
+
+    The error is chained as ``__cause__``, and tools that ``repr`` causes
+    (error trackers, rich tracebacks) would show the key.
+    """
+    info = getattr(error, "request_info", None)
+    if isinstance(info, aiohttp.RequestInfo):
+        headers = CIMultiDict(info.headers)
+        headers.popall("Authorization", None)
+        error.request_info = aiohttp.RequestInfo(  # type: ignore[attr-defined]
+            info.url, info.method, CIMultiDictProxy(headers), info.real_url
+        )
+    return error
 
 
 def _env_flag(name: str) -> bool:
@@ -108,10 +125,12 @@ class BlatClient:
             raise ValueError("api_key holds characters that cannot be sent in an HTTP header")
         if allow_insecure_http is None:
             allow_insecure_http = _env_flag(_defaults.ALLOW_INSECURE_HTTP_ENV)
-        self._base_url = normalize_base_url(
-            base_url or os.environ.get(_defaults.BASE_URL_ENV) or _defaults.DEFAULT_BASE_URL,
-            allow_insecure_http=allow_insecure_http,
-        )
+        if base_url is None:
+            base_url = os.environ.get(_defaults.BASE_URL_ENV) or _defaults.DEFAULT_BASE_URL
+        elif not str(base_url):
+            # An empty string is a configuration mistake, not a request for the default.
+            raise ValueError("base_url must not be empty; pass None for the default")
+        self._base_url = normalize_base_url(base_url, allow_insecure_http=allow_insecure_http)
         if isinstance(timeout, aiohttp.ClientTimeout):
             self._timeout = timeout
         else:
@@ -129,6 +148,7 @@ class BlatClient:
         self._tasks: set[asyncio.Task[_Page]] = set()
         self._rng = random.Random()
         self._pause = RatePause()
+        self._closing = asyncio.Event()
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -166,6 +186,7 @@ class BlatClient:
         if self._closed:
             return
         self._closed = True
+        self._closing.set()
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
@@ -268,7 +289,9 @@ class BlatClient:
                 f"could not connect to {url.host}:{url.port}: {exc.os_error} (GET {url})"
             ) from exc
         except (aiohttp.ClientError, OSError) as exc:
-            raise APIConnectionError(f"{type(exc).__name__}: {exc} (GET {url})") from exc
+            raise APIConnectionError(f"{type(exc).__name__}: {exc} (GET {url})") from _without_key(
+                exc
+            )
         return decode_page_response(status, headers, body, url=str(url))
 
     # -- every page, every item ----------------------------------------------
@@ -293,7 +316,7 @@ class BlatClient:
         rules say (see `iter_batch_scrape_sitemap`).
         """
         return self._pages(
-            *self._read_args(batch_id, start, stop, concurrency, follow, poll_interval),
+            *self._read_args(batch_id, start, stop, concurrency, follow, poll_interval, progress),
             progress,
         )
 
@@ -341,7 +364,7 @@ class BlatClient:
         ```
         """
         return self._items(
-            *self._read_args(batch_id, start, stop, concurrency, follow, poll_interval),
+            *self._read_args(batch_id, start, stop, concurrency, follow, poll_interval, progress),
             progress,
         )
 
@@ -360,6 +383,7 @@ class BlatClient:
         concurrency: int | None,
         follow: bool,
         poll_interval: float,
+        progress: ReadProgress | None,
     ) -> tuple[PagePath, ReadPlan, int, PollPolicy | None]:
         """Check an iterator's arguments before any request, and build its plan."""
         path = PagePath(self._base_url, batch_id)
@@ -369,6 +393,8 @@ class BlatClient:
             if stop < start:
                 raise ValueError(f"stop ({stop}) must be >= start ({start})")
         limit = self._concurrency if concurrency is None else self._check_concurrency(concurrency)
+        if progress is not None and not isinstance(progress, ReadProgress):
+            raise TypeError(f"progress must be a ReadProgress, got {type(progress).__name__}")
         poll = None
         if follow:
             interval = _check_positive("poll_interval", poll_interval)
@@ -401,6 +427,7 @@ class BlatClient:
             Throttle(concurrency, self._pause),
             tasks_owner=self._tasks,
             check_open=self._check_open,
+            closing=self._closing,
             poll=poll,
             progress=progress,
         )

@@ -8,6 +8,7 @@ import json
 import os
 import pty
 import signal
+import socket
 import struct
 import subprocess
 import sys
@@ -140,6 +141,9 @@ def test_no_server_exits_with_the_network_code() -> None:
         ["items", "b25", "--from", "-1"],
         ["items", "b25", "--from", "9", "--stop", "3"],
         ["items", "b25", "--concurrency", "0"],
+        ["items", ".."],
+        ["status", ".."],
+        ["demo", "--latency", "-1"],
         ["nonsense"],
     ],
 )
@@ -244,3 +248,12 @@ def test_a_terminal_gets_a_progress_bar_and_a_pipe_does_not(server: FakeBlatServ
     assert b"items" in shown
     assert len(stdout.splitlines()) == 69  # 23 successful jobs with 3 links each
     assert SECRET.encode() not in shown
+
+
+def test_serve_on_a_port_in_use_exits_with_the_network_code() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = run(None, "serve", "--port", str(port))
+    assert_clean_failure(result, ExitCode.NETWORK)

@@ -92,6 +92,7 @@ def test_repr_hides_the_key() -> None:
         ({"session": object()}, TypeError),
         ({"base_url": "ftp://example.test"}, ValueError),
         ({"base_url": "http://api.example.test"}, ValueError),
+        ({"base_url": ""}, ValueError),
     ],
 )
 def test_bad_constructor_arguments_are_refused(kwargs: dict[str, Any], error: type) -> None:
@@ -366,6 +367,7 @@ async def test_progress_offset_points_past_the_item_being_handled(
         (("b1", 10, 5), {}, ValueError),
         (("b1",), {"concurrency": 0}, ValueError),
         (("b1",), {"follow": True, "poll_interval": 0}, ValueError),
+        (("b1",), {"progress": object()}, TypeError),
     ],
 )
 async def test_bad_iterator_arguments_raise_at_the_call(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import traceback
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -198,3 +200,26 @@ async def test_a_borrowed_session_that_raises_for_status_still_gives_typed_error
         assert not session.closed
     assert caught.value.status == 404
     assert caught.value.code is not None
+
+
+async def test_the_key_is_not_kept_in_a_chained_aiohttp_error() -> None:
+    async def bad_status_line(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"FOO BAR\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    listener = await asyncio.start_server(bad_status_line, "127.0.0.1", 0)
+    port = listener.sockets[0].getsockname()[1]
+    try:
+        async with BlatClient(SECRET, base_url=f"http://127.0.0.1:{port}", retry=NO_RETRY) as c:
+            with pytest.raises(APIConnectionError) as caught:
+                await c.get_batch_scrape_sitemap_status("b")
+    finally:
+        listener.close()
+        await listener.wait_closed()
+    cause = caught.value.__cause__
+    assert isinstance(cause, aiohttp.ClientResponseError)
+    assert "Accept" in repr(cause)
+    assert SECRET not in repr(cause)
+    assert SECRET not in "".join(traceback.format_exception(caught.value))

@@ -672,3 +672,49 @@ def test_follow_over_a_growing_batch_delivers_every_item_once_in_order(
             delivered += _ids([delivery])
 
     assert delivered == _expected(0, final_size)
+
+
+# -- review findings: ids that identify nothing, and runs of alike items ---------------
+
+
+def _idless(
+    offset: int, count: int, *, job_id: str | None = None
+) -> BatchScrapeSitemapStatusResponse:
+    """A page of alike failed items whose metadata carries no usable job id."""
+    metadata = None if job_id is None else BatchScrapeSitemapMetadata(job_id=job_id)
+    item = BatchScrapeSitemapData(metadata=metadata, success=False, error_code="FETCH_FAILED")
+    return BatchScrapeSitemapStatusResponse(data=(item,) * count)
+
+
+def test_empty_job_ids_are_not_taken_for_repeats() -> None:
+    plan = ReadPlan(0)
+    plan.to_fetch(1)
+    assert len(plan.arrived(0, _idless(0, 3, job_id=""))[0].page.data) == 3
+
+
+def test_pages_of_one_alike_item_may_follow_each_other() -> None:
+    plan = ReadPlan(0)
+    delivered = 0
+    for offset in range(3):
+        plan.to_fetch(1)
+        delivered += sum(len(d.page.data) for d in plan.arrived(offset, _idless(offset, 1)))
+    assert delivered == 3
+
+
+def test_a_long_run_of_alike_pages_is_a_server_ignoring_from() -> None:
+    plan = ReadPlan(0)
+    for offset in range(3):
+        plan.to_fetch(1)
+        plan.arrived(offset, _idless(offset, 1))
+    plan.to_fetch(1)
+    with pytest.raises(PaginationError, match="ignore `from`"):
+        plan.arrived(3, _idless(3, 1))
+
+
+def test_following_from_the_end_of_a_batch_ends_at_once() -> None:
+    plan = ReadPlan(20, follow=True)
+    plan.to_fetch(1)
+    empty = BatchScrapeSitemapStatusResponse(total=20, status="running")
+    assert plan.arrived(20, empty) == []
+    assert plan.ended is ReadEnd.TOTAL
+    assert not plan.waiting

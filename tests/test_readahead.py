@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from blat_async import BlatClient, ReadEnd, ReadProgress
+from blat_async import BlatClient, BlatError, ReadEnd, ReadProgress
 from blat_async.testing import FakeBlatServer, Fault
 
 from .conftest import job_ids, page
@@ -229,3 +229,20 @@ async def test_a_dropped_iterator_is_finalized_without_noise(server: FakeBlatSer
         for _ in range(10):
             await asyncio.sleep(0.01)
         assert not blat_tasks()
+
+
+async def test_closing_the_client_wakes_a_follower_between_polls(
+    server: FakeBlatServer,
+) -> None:
+    batch = server.add_batch(size=30, visible=10)
+    client = client_for(server)
+    reader = asyncio.create_task(
+        drain(client.iter_batch_scrape_sitemap(batch.batch_id, follow=True, poll_interval=20))
+    )
+    # Polling waits: 20 s (no request) after the first empty page at offset 10.
+    while len(server.requests) < 2:  # noqa: ASYNC110 - the server has no event to wait on
+        await asyncio.sleep(0.01)
+    await client.close()
+    with pytest.raises(BlatError, match="closed"):
+        await asyncio.wait_for(reader, 2)
+    assert not blat_tasks()
