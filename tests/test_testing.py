@@ -946,7 +946,9 @@ def test_the_fixture_serves_sync_and_async_tests(
         """
     )
 
-    result = pytester.runpytest_inprocess(
+    # In a subprocess: in this process the plugin is already imported, which
+    # pytest reports as a warning (an error under -W error) on some versions.
+    result = pytester.runpytest_subprocess(
         "-p",
         "blat_async.pytest_plugin",
         "-p",
