@@ -102,14 +102,18 @@ async def read_pages(
     """
     tasks: dict[asyncio.Task[BatchScrapeSitemapStatusResponse], int] = {}
     idle_polls = 0
+
+    def launch() -> None:
+        for offset in plan.to_fetch(throttle.limit):
+            task = asyncio.create_task(fetch(offset, throttle), name=f"blat-from-{offset}")
+            tasks[task] = offset
+            tasks_owner.add(task)
+            task.add_done_callback(tasks_owner.discard)
+
     try:
         while True:
             check_open()
-            for offset in plan.to_fetch(throttle.limit):
-                task = asyncio.create_task(fetch(offset, throttle), name=f"blat-from-{offset}")
-                tasks[task] = offset
-                tasks_owner.add(task)
-                task.add_done_callback(tasks_owner.discard)
+            launch()
             if plan.done:
                 break
             if plan.waiting:
@@ -125,25 +129,43 @@ async def read_pages(
                     f"the read stalled at offset {plan.cursor} with nothing to fetch"
                 )
             done, _pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            deliveries: list[Delivery] = []
+            failure: BaseException | None = None
             for task in sorted(done, key=tasks.__getitem__):
                 offset = tasks.pop(task)
                 if task.cancelled():
-                    raise BlatError("the read was interrupted: its client was closed")
+                    failure = failure or BlatError(
+                        "the read was interrupted: its client was closed"
+                    )
+                    continue
                 error = task.exception()
+                if failure is not None:
+                    continue
                 if error is not None:
                     if plan.failed(offset):
-                        raise error
-                    logger.debug("read-ahead of from=%d failed, will ask again: %r", offset, error)
+                        failure = error
+                    else:
+                        logger.debug(
+                            "read-ahead of from=%d failed, will ask again: %r", offset, error
+                        )
                     continue
                 throttle.succeeded()
-                page = task.result()
-                deliveries = plan.arrived(offset, page)
-                if progress is not None:
-                    _note(progress, plan)
-                for delivery in deliveries:
-                    idle_polls = 0
-                    check_open()
-                    yield delivery
+                try:
+                    deliveries += plan.arrived(offset, task.result())
+                except PaginationError as contradiction:
+                    failure = contradiction
+            if progress is not None:
+                _note(progress, plan, answered=len(done))
+            if failure is None:
+                # Refill the freed slots before handing out items, so that the
+                # next requests travel while the caller works.
+                launch()
+            for delivery in deliveries:
+                idle_polls = 0
+                check_open()
+                yield delivery
+            if failure is not None:
+                raise failure
     finally:
         if progress is not None:
             progress.ended = plan.ended
@@ -153,8 +175,8 @@ async def read_pages(
             await asyncio.gather(*tasks, return_exceptions=True)
 
 
-def _note(progress: ReadProgress, plan: ReadPlan) -> None:
-    progress.requests += 1
+def _note(progress: ReadProgress, plan: ReadPlan, *, answered: int) -> None:
+    progress.requests += answered
     progress.processed = plan.processed
     progress.total = plan.total
     progress.status = plan.status

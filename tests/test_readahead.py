@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import random
+import time
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 from typing import Any
@@ -246,3 +247,18 @@ async def test_closing_the_client_wakes_a_follower_between_polls(
     with pytest.raises(BlatError, match="closed"):
         await asyncio.wait_for(reader, 2)
     assert not blat_tasks()
+
+
+async def test_the_next_request_travels_while_the_caller_handles_a_page(
+    server: FakeBlatServer,
+) -> None:
+    batch = server.add_batch(size=30)
+    finished_first_page = 0.0
+    async with client_for(server, concurrency=1) as client:
+        async for item in client.iter_batch_scrape_sitemap(batch.batch_id):
+            await asyncio.sleep(0.005)  # the caller's own work on each item
+            if item.metadata and item.metadata.job_id == batch.job_ids[9]:
+                finished_first_page = time.monotonic()
+    [second] = [r for r in server.requests if r.from_ == 10]
+    assert second.started < finished_first_page
+    assert server.max_in_flight == 1
