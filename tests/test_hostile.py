@@ -14,6 +14,7 @@ import pytest
 from blat_async import (
     APIConnectionError,
     APIStatusError,
+    APITimeoutError,
     BlatClient,
     BlatError,
     InternalServerError,
@@ -223,3 +224,26 @@ async def test_the_key_is_not_kept_in_a_chained_aiohttp_error() -> None:
     assert "Accept" in repr(cause)
     assert SECRET not in repr(cause)
     assert SECRET not in "".join(traceback.format_exception(caught.value))
+
+
+async def test_a_slow_answer_times_out_on_the_call_and_the_iterator(
+    server: FakeBlatServer,
+) -> None:
+    batch = server.add_batch(size=45)
+    server.inject(Fault.latency(1.0), from_=20, times=None)
+    seen: list[str | None] = []
+    async with client_for(server, retry=NO_RETRY, timeout=0.1) as client:
+        with pytest.raises(APITimeoutError):
+            await client.get_batch_scrape_sitemap_status(batch.batch_id, from_=20)
+        with pytest.raises(APITimeoutError):
+            await read_into(seen, client, batch.batch_id)
+    assert seen == batch.job_ids[:20]
+
+
+async def test_a_slow_answer_once_is_retried_with_a_fresh_timeout(
+    server: FakeBlatServer,
+) -> None:
+    batch = server.add_batch(size=45)
+    server.inject(Fault.latency(1.0), from_=20, times=1)
+    async with client_for(server, retry=QUICK_RETRY, timeout=0.2) as client:
+        assert await read_all(client, batch.batch_id) == batch.job_ids
