@@ -22,7 +22,10 @@ sized for. A 429 lowers it for the rest of the read.
 """
 
 READ_AHEAD_PAGES_PER_REQUEST: Final = 2
-"""Pages a read may hold, in flight or buffered, per request it keeps in flight."""
+"""Pages a read may hold at once, per request it keeps in flight.
+
+Counting those in flight, those buffered, and those being handed out.
+"""
 
 DEFAULT_POLL_INTERVAL: Final = 2.0
 """Seconds a follow-mode read first waits when it has caught up with a running batch."""

@@ -133,7 +133,7 @@ class ReadPlan:
     stop: int | None = None
     follow: bool = False
     window: int = 2
-    """How many pages may be in flight or buffered ahead of the caller."""
+    """How many pages may be in flight, buffered, or being handed out, at once."""
 
     cursor: int = attrs.field(init=False)
     """The offset of the next item to deliver."""
@@ -144,6 +144,8 @@ class ReadPlan:
     ended: ReadEnd | None = attrs.field(default=None, init=False)
     waiting: bool = attrs.field(default=False, init=False)
     in_flight: set[int] = attrs.field(factory=set, init=False)
+    handing_out: int = attrs.field(default=0, init=False)
+    """Pages delivered but not yet handed to the caller; they count in the window."""
     _ready: dict[int, BatchScrapeSitemapStatusResponse] = attrs.field(factory=dict, init=False)
     _frontier: int = attrs.field(init=False)
     _recent: dict[Hashable, int] = attrs.field(factory=dict, init=False)
@@ -193,7 +195,7 @@ class ReadPlan:
         self._frontier = max(self._frontier, self.cursor)
         while (
             len(self.in_flight) < limit
-            and len(self.in_flight) + len(self._ready) < self.window
+            and len(self.in_flight) + len(self._ready) + self.handing_out < self.window
             and (bound is None or self._frontier < bound)
         ):
             if self._frontier in self.in_flight or self._frontier in self._ready:

@@ -53,7 +53,7 @@ class ReadProgress:
     pages: int = 0
     """Pages handed out by this read."""
     requests: int = 0
-    """Page requests answered, read-ahead included."""
+    """Page requests answered, read-ahead included, and failed ones too."""
     processed: int | None = None
     """The batch's successful scrapes, from the latest page."""
     total: int | None = None
@@ -158,12 +158,16 @@ async def read_pages(
                 _note(progress, plan, answered=len(done))
             if failure is None:
                 # Refill the freed slots before handing out items, so that the
-                # next requests travel while the caller works.
+                # next requests travel while the caller works; the pages still
+                # to hand out count against the read's window.
+                plan.handing_out = len(deliveries)
                 launch()
             for delivery in deliveries:
                 idle_polls = 0
                 check_open()
                 yield delivery
+                plan.handing_out -= 1
+            plan.handing_out = 0
             if failure is not None:
                 raise failure
     finally:

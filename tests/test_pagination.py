@@ -718,3 +718,13 @@ def test_following_from_the_end_of_a_batch_ends_at_once() -> None:
     assert plan.arrived(20, empty) == []
     assert plan.ended is ReadEnd.TOTAL
     assert not plan.waiting
+
+
+def test_pages_being_handed_out_count_against_the_window() -> None:
+    plan = ReadPlan(0, window=4)
+    plan.to_fetch(4)
+    plan.arrived(0, _page(range(10), total=1000))
+    plan.handing_out = 1
+    assert len(plan.to_fetch(4)) == 3
+    plan.handing_out = 3
+    assert plan.to_fetch(4) == []
