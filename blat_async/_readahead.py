@@ -27,7 +27,7 @@ __all__ = ["Fetch", "PollPolicy", "ReadProgress", "read_pages"]
 logger = logging.getLogger("blat_async")
 
 Fetch = Callable[[int, Throttle], Coroutine[None, None, BatchScrapeSitemapStatusResponse]]
-"""Fetch the page at an offset, retrying under the read's shared `Throttle`."""
+"""Fetch the page at an offset, retrying; a 429 lowers the read's `Throttle`."""
 
 _POLL_GROWTH: Final = 1.5
 

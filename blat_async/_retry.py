@@ -103,27 +103,20 @@ class RatePause:
 
 
 class Throttle:
-    """The concurrency limit of one read, and the pause it shares with its client.
+    """How many of one read's requests may be in flight.
 
-    A 429 on any request pauses every request (`RatePause`) and halves how
-    many of this read's requests may be in flight; each success lets one
-    more back in, up to the read's concurrency.
+    A 429 halves it (while the client's `RatePause` holds every request);
+    each success lets one more back in, up to the read's concurrency.
     """
 
-    __slots__ = ("concurrency", "limit", "pause")
+    __slots__ = ("concurrency", "limit")
 
-    def __init__(self, concurrency: int, pause: RatePause | None = None) -> None:
+    def __init__(self, concurrency: int) -> None:
         self.concurrency = concurrency
         self.limit = concurrency
-        self.pause = pause if pause is not None else RatePause()
 
-    async def wait(self) -> None:
-        """Sleep until the shared pause, if any, is over."""
-        await self.pause.wait()
-
-    def rate_limited(self, delay: float) -> None:
-        """Pause every request for ``delay`` seconds and halve this read's limit."""
-        self.pause.extend(delay)
+    def rate_limited(self) -> None:
+        """Halve this read's limit, down to one request."""
         self.limit = max(1, self.limit // 2)
 
     def succeeded(self) -> None:

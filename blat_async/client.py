@@ -241,10 +241,9 @@ class BlatClient:
                 if delay is None:
                     raise
                 if isinstance(error, RateLimitError):
+                    self._pause.extend(delay)
                     if throttle is not None:
-                        throttle.rate_limited(delay)
-                    else:
-                        self._pause.extend(delay)
+                        throttle.rate_limited()
                 retry += 1
                 logger.info(
                     "retry %d of %d for GET %s in %.2f s: %s",
@@ -424,7 +423,7 @@ class BlatClient:
         return read_pages(
             fetch,
             plan,
-            Throttle(concurrency, self._pause),
+            Throttle(concurrency),
             tasks_owner=self._tasks,
             check_open=self._check_open,
             closing=self._closing,

@@ -215,7 +215,7 @@ def test_is_retryable(error: BlatError, expected: bool) -> None:
     assert is_retryable(error) is expected
 
 
-# -- Throttle ------------------------------------------------------------------
+# -- Throttle and RatePause ----------------------------------------------------
 
 
 async def test_throttle_starts_at_its_concurrency() -> None:
@@ -229,64 +229,64 @@ async def test_rate_limited_halves_the_limit_down_to_one() -> None:
     limits = []
 
     for _ in range(4):
-        throttle.rate_limited(0.0)
+        throttle.rate_limited()
         limits.append(throttle.limit)
 
     assert limits == [3, 1, 1, 1]
 
 
 async def test_wait_without_a_pause_returns_at_once() -> None:
-    throttle = Throttle(2)
+    pause = RatePause()
     loop = asyncio.get_running_loop()
     started = loop.time()
 
-    await throttle.wait()
+    await pause.wait()
 
     assert loop.time() - started < 0.04
 
 
-async def test_rate_limited_pauses_wait_for_about_the_delay() -> None:
-    throttle = Throttle(4)
+async def test_extend_pauses_wait_for_about_the_delay() -> None:
+    pause = RatePause()
     loop = asyncio.get_running_loop()
     started = loop.time()
 
-    throttle.rate_limited(0.05)
-    await throttle.wait()
+    pause.extend(0.05)
+    await pause.wait()
 
     assert 0.045 <= loop.time() - started < 0.5
 
 
 async def test_a_later_rate_limit_extends_the_pause_of_a_waiting_request() -> None:
-    throttle = Throttle(4)
+    pause = RatePause()
     loop = asyncio.get_running_loop()
     started = loop.time()
-    throttle.rate_limited(0.03)
+    pause.extend(0.03)
 
     async def second_rate_limit() -> None:
         await asyncio.sleep(0.01)
-        throttle.rate_limited(0.08)
+        pause.extend(0.08)
 
-    await asyncio.gather(throttle.wait(), second_rate_limit())
+    await asyncio.gather(pause.wait(), second_rate_limit())
 
     assert 0.085 <= loop.time() - started < 0.5
 
 
 async def test_a_shorter_rate_limit_does_not_shorten_the_pause() -> None:
-    throttle = Throttle(4)
+    pause = RatePause()
     loop = asyncio.get_running_loop()
     started = loop.time()
 
-    throttle.rate_limited(0.08)
-    throttle.rate_limited(0.01)
-    await throttle.wait()
+    pause.extend(0.08)
+    pause.extend(0.01)
+    await pause.wait()
 
     assert 0.075 <= loop.time() - started < 0.5
 
 
 async def test_succeeded_raises_the_limit_back_to_the_concurrency() -> None:
     throttle = Throttle(6)
-    throttle.rate_limited(0.0)
-    throttle.rate_limited(0.0)
+    throttle.rate_limited()
+    throttle.rate_limited()
     limits = []
 
     for _ in range(7):
@@ -304,15 +304,10 @@ async def test_succeeded_at_full_concurrency_changes_nothing() -> None:
     assert throttle.limit == 3
 
 
-async def test_throttles_sharing_a_pause_wait_together() -> None:
-    pause = RatePause()
-    limited, other = Throttle(4, pause), Throttle(4, pause)
-    loop = asyncio.get_running_loop()
-    started = loop.time()
+async def test_one_reads_rate_limit_halves_only_its_own_limit() -> None:
+    limited, other = Throttle(4), Throttle(4)
 
-    limited.rate_limited(0.05)
-    await other.wait()
+    limited.rate_limited()
 
-    assert 0.045 <= loop.time() - started < 0.5
-    # The pause is shared; the limit is each read's own.
+    # The pause is the client's (RatePause); the limit is each read's own.
     assert (limited.limit, other.limit) == (2, 4)
