@@ -144,10 +144,10 @@ class BlatClient:
         self._headers = build_headers(key, f"blat-async/{__version__}")
         self._session = session
         self._owns_session = session is None
-        self._closed = False
         self._tasks: set[asyncio.Task[_Page]] = set()
         self._rng = random.Random()
         self._pause = RatePause()
+        # Set by close(); it also wakes a follow-mode read waiting between polls.
         self._closing = asyncio.Event()
 
     # -- lifecycle -----------------------------------------------------------
@@ -160,10 +160,10 @@ class BlatClient:
     @property
     def closed(self) -> bool:
         """Whether `close` has been called."""
-        return self._closed
+        return self._closing.is_set()
 
     def __repr__(self) -> str:
-        state = " closed" if self._closed else ""
+        state = " closed" if self.closed else ""
         return f"<BlatClient base_url={self.base_url!r} api_key=<hidden>{state}>"
 
     async def __aenter__(self) -> Self:
@@ -183,9 +183,8 @@ class BlatClient:
 
         A borrowed session is left open. Calling `close` again does nothing.
         """
-        if self._closed:
+        if self.closed:
             return
-        self._closed = True
         self._closing.set()
         tasks = list(self._tasks)
         for task in tasks:
@@ -197,7 +196,7 @@ class BlatClient:
         self._session = None
 
     def _check_open(self) -> None:
-        if self._closed:
+        if self.closed:
             raise BlatError("this BlatClient is closed; create a new one")
 
     def _get_session(self) -> aiohttp.ClientSession:
