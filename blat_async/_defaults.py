@@ -21,6 +21,14 @@ staying at the per-host connection count browsers use, which servers are
 sized for. A 429 lowers it for the rest of the read.
 """
 
+GUESSED_PAGE_SIZE: Final = 10
+"""The page size a client assumes until a page shows the server's own.
+
+The API's batch endpoints document pages of 10. With a guess, a read's first
+round already asks ``concurrency`` pages instead of waiting a round trip for
+the first one; the cost of a wrong guess is bounded by that first round.
+"""
+
 READ_AHEAD_PAGES_PER_REQUEST: Final = 2
 """Pages a read may hold at once, per request it keeps in flight.
 

@@ -21,9 +21,8 @@ pages that may arrive out of order from concurrent requests.
 from __future__ import annotations
 
 import enum
-from collections import deque
-from collections.abc import Hashable
-from typing import Final
+from itertools import islice
+from typing import Final, NoReturn, cast
 
 import attrs
 
@@ -33,6 +32,7 @@ from .models import BatchScrapeSitemapData, BatchScrapeSitemapStatusResponse
 __all__ = [
     "FINAL_STATUSES",
     "Delivery",
+    "PageSizeGuess",
     "ReadEnd",
     "ReadPlan",
     "end_of_read",
@@ -59,7 +59,7 @@ FINAL_STATUSES: Final = frozenset(
 """Batch statuses after which no more items appear (compared without case)."""
 
 _RECENT_JOB_IDS: Final = 2048
-"""How many recent job ids are remembered to catch a server that repeats itself."""
+"""How many recent job ids, at least, are remembered to catch a server that repeats itself."""
 
 _UNIFORM_REPEATS: Final = 3
 """Pages of one repeated item, without job id, tolerated in a row before calling it a loop."""
@@ -107,10 +107,15 @@ class Delivery:
     page: BatchScrapeSitemapStatusResponse
 
 
-def _job_key(item: BatchScrapeSitemapData) -> Hashable | None:
-    metadata = item.metadata
-    # An empty id ("" from a server that zero-fills) identifies nothing.
-    return None if metadata is None else (metadata.job_id or None)
+@attrs.define
+class PageSizeGuess:
+    """The page size a read assumes before its first page shows the real one.
+
+    Shared by the reads of one client: a page that stops short of the batch's
+    ``total`` shows the server's page size, and the next read starts from it.
+    """
+
+    size: int
 
 
 @attrs.define
@@ -118,7 +123,8 @@ class ReadPlan:
     """The state of one read: which offsets to fetch, and what to yield when a page arrives.
 
     Pages are addressed by offset, so after the first page shows the page
-    size, later offsets can be fetched before they are needed. Whatever order
+    size, later offsets can be fetched before they are needed; with a
+    `PageSizeGuess`, the first round already asks for several pages. Whatever order
     pages arrive in and whatever length they have, items are delivered once
     and in order: a short page leaves a gap that is fetched next, a long page
     overlaps the next one and the overlap is dropped.
@@ -134,6 +140,8 @@ class ReadPlan:
     follow: bool = False
     window: int = 2
     """How many pages may be in flight, buffered, or being handed out, at once."""
+    guess: PageSizeGuess | None = None
+    """The page size to assume until a page shows it; ``None``: ask for the first page alone."""
 
     cursor: int = attrs.field(init=False)
     """The offset of the next item to deliver."""
@@ -148,8 +156,8 @@ class ReadPlan:
     """Pages delivered but not yet handed to the caller; they count in the window."""
     _ready: dict[int, BatchScrapeSitemapStatusResponse] = attrs.field(factory=dict, init=False)
     _frontier: int = attrs.field(init=False)
-    _recent: dict[Hashable, int] = attrs.field(factory=dict, init=False)
-    _recent_order: deque[Hashable] = attrs.field(factory=deque, init=False)
+    _recent: dict[str, int] = attrs.field(factory=dict, init=False)
+    """Offsets of the job ids delivered lately: at least the last 2,048 of them."""
     _last_data: tuple[BatchScrapeSitemapData, ...] = attrs.field(default=(), init=False)
     _last_offset: int = attrs.field(default=0, init=False)
     _repeats: int = attrs.field(default=0, init=False)
@@ -173,11 +181,27 @@ class ReadPlan:
         bounds = [b for b in (self.stop, self.total) if b is not None]
         return min(bounds) if bounds else None
 
+    def _stride(self) -> int | None:
+        """The page size to plan with: the one seen, else the guess."""
+        if self.page_size is not None:
+            return self.page_size
+        return None if self.guess is None else self.guess.size
+
     def _cursor_covered(self) -> bool:
         if self.cursor in self.in_flight or self.cursor in self._ready:
             return True
-        size = self.page_size or 1
+        size = self._stride() or 1
         return any(o <= self.cursor < o + size for o in self.in_flight)
+
+    def _covered_until(self, offset: int, stride: int) -> int | None:
+        """The end of what a request in flight or a buffered page holds from ``offset``."""
+        page = self._ready.get(offset)
+        if page is not None and not page.data:
+            # An empty page is the end of the batch when the read reaches it.
+            return offset + stride
+        ends = [o + stride for o in self.in_flight if o <= offset < o + stride]
+        ends += [o + len(p.data) for o, p in self._ready.items() if o <= offset < o + len(p.data)]
+        return max(ends, default=None)
 
     def to_fetch(self, limit: int) -> list[int]:
         """Return the offsets to request now, with at most ``limit`` requests in flight."""
@@ -187,8 +211,9 @@ class ReadPlan:
         if not self._cursor_covered() and len(self.in_flight) < limit:
             offsets.append(self.cursor)
             self._mark_in_flight(self.cursor)
-        if self.page_size is None or self._probing:
-            # Until the first page shows the page size, nothing can be guessed;
+        stride = self._stride()
+        if stride is None or self._probing:
+            # Without a page size seen or guessed, nothing can be fetched ahead;
             # past the end of a running batch, guesses would all come back empty.
             return offsets
         bound = self._bound()
@@ -198,8 +223,9 @@ class ReadPlan:
             and len(self.in_flight) + len(self._ready) + self.handing_out < self.window
             and (bound is None or self._frontier < bound)
         ):
-            if self._frontier in self.in_flight or self._frontier in self._ready:
-                self._frontier += self.page_size
+            covered = self._covered_until(self._frontier, stride)
+            if covered is not None:
+                self._frontier = covered
                 continue
             offsets.append(self._frontier)
             self._mark_in_flight(self._frontier)
@@ -207,7 +233,7 @@ class ReadPlan:
 
     def _mark_in_flight(self, offset: int) -> None:
         self.in_flight.add(offset)
-        self._frontier = max(self._frontier, offset + (self.page_size or 1))
+        self._frontier = max(self._frontier, offset + (self._stride() or 1))
 
     # -- what came back ------------------------------------------------------
 
@@ -221,17 +247,37 @@ class ReadPlan:
         self.in_flight.discard(offset)
         return offset == self.cursor and self.ended is None
 
-    def arrived(self, offset: int, page: BatchScrapeSitemapStatusResponse) -> list[Delivery]:
-        """Record the page fetched at ``offset``; return what can now be delivered, in order."""
+    def needed_from(self) -> int:
+        """The first offset the read still needs: items before it were delivered."""
+        return self.cursor
+
+    def arrived(
+        self, offset: int, page: BatchScrapeSitemapStatusResponse, *, skipped: int = 0
+    ) -> list[Delivery]:
+        """Record the page fetched at ``offset``; return what can now be delivered, in order.
+
+        ``skipped`` says how many of the page's leading items were left out
+        (see `needed_from`): ``page.data`` starts at ``offset + skipped``.
+        """
         self.in_flight.discard(offset)
         if self.ended is not None:
             return []
         self._note_batch(offset, page)
-        count = len(page.data)
+        count = skipped + len(page.data)
         if count:
-            self.page_size = max(self.page_size or 0, count)
+            if count > (self.page_size or 0):
+                self.page_size = count
+                # Offsets planned with a guessed or smaller size are walked
+                # again from the cursor: what they left uncovered is fetched.
+                self._frontier = self.cursor
+            if self.guess is not None and self.total is not None and offset + count < self.total:
+                # A page that stops short of the batch's end shows the server's page size.
+                self.guess.size = self.page_size or count
             if offset + count > self.cursor:
-                self._ready[offset] = page
+                first = offset + skipped
+                held = self._ready.get(first)
+                if held is None or len(held.data) < len(page.data):
+                    self._ready[first] = page
         elif offset == self.cursor or (offset > self.cursor and not self.follow):
             # An empty page ends the read when the read reaches its offset.
             # In follow mode an empty read-ahead page is stale by then.
@@ -325,21 +371,34 @@ class ReadPlan:
                 )
         else:
             self._repeats = 0
+        # One pass in C for the usual page, whose ids are all new; the item by
+        # item walk below only runs to name a repeat.
+        keys = [None if (m := item.metadata) is None else (m.job_id or None) for item in items]
+        fresh = dict(zip(keys, range(offset, offset + len(keys)), strict=True))
+        fresh.pop(None, None)  # items without an id: compared whole, above
         recent = self._recent
-        for index, item in enumerate(items):
-            key = _job_key(item)
+        if len(fresh) != len(keys) - keys.count(None) or not recent.keys().isdisjoint(fresh):
+            self._raise_repeat(offset, keys)
+        recent.update(cast("dict[str, int]", fresh))
+        if len(recent) > 2 * _RECENT_JOB_IDS:
+            # Dicts keep insertion order, and no id is inserted twice: the
+            # first ones are the oldest.
+            self._recent = dict(islice(recent.items(), len(recent) - _RECENT_JOB_IDS, None))
+        self._last_data = items
+        self._last_offset = offset
+
+    def _raise_repeat(self, offset: int, keys: list[str | None]) -> NoReturn:
+        """Raise the `PaginationError` that names the first repeated job id of a page."""
+        seen = dict(self._recent)
+        for index, key in enumerate(keys):
             if key is None:
                 continue
-            seen_at = recent.get(key)
+            seen_at = seen.get(key)
             if seen_at is not None:
                 raise PaginationError(
                     f"job {key!r} at offset {offset + index} was already delivered at offset "
                     f"{seen_at}; the server repeats items, so the read stops rather than "
                     "yield one twice"
                 )
-            recent[key] = offset + index
-            self._recent_order.append(key)
-        while len(self._recent_order) > _RECENT_JOB_IDS:
-            del recent[self._recent_order.popleft()]
-        self._last_data = items
-        self._last_offset = offset
+            seen[key] = offset + index
+        raise AssertionError("a repeat was found but not named")  # pragma: no cover

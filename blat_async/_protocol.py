@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 from yarl import URL
 
-from ._converter import StructureError, structure_page
+from ._converter import StructureError, structure_page_after
 from .errors import APIStatusError, ResponseValidationError, status_error_class
 from .models import BatchScrapeSitemapStatusResponse
 
@@ -202,9 +202,13 @@ def error_from_response(
 
 
 def decode_page_response(
-    status: int, headers: Mapping[str, str], body: bytes, *, url: str | None = None
-) -> BatchScrapeSitemapStatusResponse:
-    """Turn a response into a page, or raise the typed error it stands for."""
+    status: int, headers: Mapping[str, str], body: bytes, *, url: str | None = None, skip: int = 0
+) -> tuple[BatchScrapeSitemapStatusResponse, int]:
+    """Turn a response into a page, or raise the typed error it stands for.
+
+    ``skip`` leading items that the caller already has are left out (never
+    the last one); returns the page and how many items were left out.
+    """
     if not 200 <= status < 300:
         raise error_from_response(status, headers, body, url=url)
     try:
@@ -215,7 +219,7 @@ def decode_page_response(
             f"HTTP {status} body is not JSON: {excerpt!r}", status=status, url=url, decodable=False
         ) from exc
     try:
-        return structure_page(decoded)
+        return structure_page_after(decoded, skip)
     except StructureError as exc:
         where = exc.path or "the body"
         raise ResponseValidationError(

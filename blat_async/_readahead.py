@@ -1,10 +1,9 @@
 """The read-ahead engine: runs a `ReadPlan` over a fetch function with concurrent tasks.
 
 The plan decides (without I/O) which offsets to request and what to yield;
-this module starts a task per request, waits for whichever finishes first,
-and owns every task it starts: when the read ends, fails, is closed or is
-cancelled, the tasks still in flight are cancelled and awaited before the
-generator returns.
+this module runs the requests in tasks and owns every task it starts: when
+the read ends, fails, is closed or is cancelled, the tasks still in flight
+are cancelled and awaited before the generator returns.
 """
 
 from __future__ import annotations
@@ -12,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import AsyncGenerator, Callable, Coroutine
 from typing import Final
 
@@ -26,8 +26,14 @@ __all__ = ["Fetch", "PollPolicy", "ReadProgress", "read_pages"]
 
 logger = logging.getLogger("blat_async")
 
-Fetch = Callable[[int, Throttle], Coroutine[None, None, BatchScrapeSitemapStatusResponse]]
-"""Fetch the page at an offset, retrying; a 429 lowers the read's `Throttle`."""
+Fetch = Callable[
+    [int, Throttle], Coroutine[None, None, tuple[BatchScrapeSitemapStatusResponse, int]]
+]
+"""Fetch the page at an offset, retrying; a 429 lowers the read's `Throttle`.
+
+Returns the page without the leading items the plan no longer needed when
+it arrived, and how many those were.
+"""
 
 _POLL_GROWTH: Final = 1.5
 
@@ -88,7 +94,7 @@ async def read_pages(
     plan: ReadPlan,
     throttle: Throttle,
     *,
-    tasks_owner: set[asyncio.Task[BatchScrapeSitemapStatusResponse]],
+    tasks_owner: set[asyncio.Task[None]],
     check_open: Callable[[], None],
     closing: asyncio.Event,
     poll: PollPolicy | None = None,
@@ -96,24 +102,91 @@ async def read_pages(
 ) -> AsyncGenerator[Delivery, None]:
     """Yield the plan's deliveries in order, fetching up to ``throttle.limit`` pages at once.
 
+    Each task started here is a chain of requests: when its page arrives, it
+    hands the page to the plan and sends the next request the plan asks for
+    at once, in the same step, before the answers that arrived alongside are
+    handled, so no slot waits for the others' decoding. The generator hands
+    the deliveries out and starts new chains when the window frees up.
+
     ``tasks_owner`` is the client's set of running fetches, so that closing
     the client can cancel them; ``check_open`` raises once it is closed, and
     ``closing`` is set then, to cut short a wait between polls.
     """
-    tasks: dict[asyncio.Task[BatchScrapeSitemapStatusResponse], int] = {}
+    tasks: set[asyncio.Task[None]] = set()
+    ready: deque[Delivery] = deque()
+    wake = asyncio.Event()
+    failure: BaseException | None = None
     idle_polls = 0
+
+    def fail(error: BaseException) -> None:
+        nonlocal failure
+        if failure is None:
+            failure = error
+        wake.set()
+
+    async def chain(offset: int) -> None:
+        while True:
+            try:
+                page, skipped = await fetch(offset, throttle)
+            # Whatever a read-ahead request raises is only a lost guess; the
+            # plan says whether the read needed it, and then it is raised.
+            except Exception as error:  # noqa: BLE001
+                _note(progress, plan)
+                if plan.failed(offset):
+                    fail(error)
+                else:
+                    logger.debug("read-ahead of from=%d failed, will ask again: %r", offset, error)
+                    wake.set()
+                return
+            if failure is not None:
+                _note(progress, plan)
+                return
+            throttle.succeeded()
+            try:
+                deliveries = plan.arrived(offset, page, skipped=skipped)
+            except PaginationError as contradiction:
+                fail(contradiction)
+                return
+            finally:
+                _note(progress, plan)
+            if deliveries:
+                ready.extend(deliveries)
+                # Pages waiting to be handed out count against the read's window.
+                plan.handing_out += len(deliveries)
+                wake.set()
+            following = plan.to_fetch(min(throttle.limit, len(plan.in_flight) + 1))
+            if not following:
+                return
+            (offset,) = following
+
+    def finished(task: asyncio.Task[None]) -> None:
+        tasks.discard(task)
+        if task.cancelled():
+            fail(BlatError("the read was interrupted: its client was closed"))
+        elif (error := task.exception()) is not None:
+            fail(error)
+        wake.set()
 
     def launch() -> None:
         for offset in plan.to_fetch(throttle.limit):
-            task = asyncio.create_task(fetch(offset, throttle), name=f"blat-from-{offset}")
-            tasks[task] = offset
+            task = asyncio.create_task(chain(offset), name=f"blat-from-{offset}")
+            tasks.add(task)
             tasks_owner.add(task)
             task.add_done_callback(tasks_owner.discard)
+            task.add_done_callback(finished)
 
     try:
         while True:
             check_open()
-            launch()
+            if failure is None:
+                launch()
+            if ready:
+                idle_polls = 0
+                yield ready.popleft()
+                plan.handing_out -= 1
+                continue
+            if failure is not None:
+                raise failure
             if plan.done:
                 break
             if plan.waiting:
@@ -128,48 +201,9 @@ async def read_pages(
                 raise PaginationError(
                     f"the read stalled at offset {plan.cursor} with nothing to fetch"
                 )
-            done, _pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            deliveries: list[Delivery] = []
-            failure: BaseException | None = None
-            for task in sorted(done, key=tasks.__getitem__):
-                offset = tasks.pop(task)
-                if task.cancelled():
-                    failure = failure or BlatError(
-                        "the read was interrupted: its client was closed"
-                    )
-                    continue
-                error = task.exception()
-                if failure is not None:
-                    continue
-                if error is not None:
-                    if plan.failed(offset):
-                        failure = error
-                    else:
-                        logger.debug(
-                            "read-ahead of from=%d failed, will ask again: %r", offset, error
-                        )
-                    continue
-                throttle.succeeded()
-                try:
-                    deliveries += plan.arrived(offset, task.result())
-                except PaginationError as contradiction:
-                    failure = contradiction
-            if progress is not None:
-                _note(progress, plan, answered=len(done))
-            if failure is None:
-                # Refill the freed slots before handing out items, so that the
-                # next requests travel while the caller works; the pages still
-                # to hand out count against the read's window.
-                plan.handing_out = len(deliveries)
-                launch()
-            for delivery in deliveries:
-                idle_polls = 0
-                check_open()
-                yield delivery
-                plan.handing_out -= 1
-            plan.handing_out = 0
-            if failure is not None:
-                raise failure
+            # Cleared and awaited with no await in between: no wake-up is lost.
+            wake.clear()
+            await wake.wait()
     finally:
         if progress is not None:
             progress.ended = plan.ended
@@ -179,8 +213,11 @@ async def read_pages(
             await asyncio.gather(*tasks, return_exceptions=True)
 
 
-def _note(progress: ReadProgress, plan: ReadPlan, *, answered: int) -> None:
-    progress.requests += answered
+def _note(progress: ReadProgress | None, plan: ReadPlan) -> None:
+    """Count an answered request, and copy the batch's latest fields."""
+    if progress is None:
+        return
+    progress.requests += 1
     progress.processed = plan.processed
     progress.total = plan.total
     progress.status = plan.status

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import os
 import random
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 from types import TracebackType
 from typing import Self
@@ -16,7 +16,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from . import _defaults
-from ._pagination import Delivery, ReadPlan
+from ._pagination import Delivery, PageSizeGuess, ReadPlan
 from ._protocol import PagePath, build_headers, decode_page_response, normalize_base_url
 from ._readahead import PollPolicy, ReadProgress, read_pages
 from ._retry import DEFAULT_RETRY, RatePause, RetryPolicy, Throttle
@@ -31,11 +31,11 @@ logger = logging.getLogger("blat_async")
 _Page = BatchScrapeSitemapStatusResponse
 
 
-def _check_offset(name: str, value: object) -> int:
+def _check_int(name: str, value: object, minimum: int = 0) -> int:
     if not isinstance(value, int) or isinstance(value, bool):
         raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < 0:
-        raise ValueError(f"{name} must be >= 0, got {value}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
     return value
 
 
@@ -93,6 +93,12 @@ class BlatClient:
             use and closes it in `close`.
         concurrency: Page requests a read keeps in flight (read-ahead), 6 by
             default; each iterator call can override it.
+        page_size_guess: The page size to assume before a read's first page
+            arrives, so that its first round of read-ahead already asks for
+            ``concurrency`` pages (10 by default, the size the API's batch
+            endpoints use). Pages that stop short of the batch's ``total``
+            correct it for the following reads of this client. ``None`` asks
+            for each read's first page alone, then reads ahead.
         allow_insecure_http: Accept a plain ``http://`` base URL to a host
             that is not loopback, sending the key unencrypted. Defaults to
             the ``BLAT_ALLOW_INSECURE_HTTP`` environment variable.
@@ -111,6 +117,7 @@ class BlatClient:
         retry: RetryPolicy = DEFAULT_RETRY,
         session: aiohttp.ClientSession | None = None,
         concurrency: int = _defaults.DEFAULT_CONCURRENCY,
+        page_size_guess: int | None = _defaults.GUESSED_PAGE_SIZE,
         allow_insecure_http: bool | None = None,
     ) -> None:
         key = api_key if api_key is not None else os.environ.get(_defaults.API_KEY_ENV)
@@ -140,11 +147,17 @@ class BlatClient:
         if session is not None and not isinstance(session, aiohttp.ClientSession):
             raise TypeError(f"session must be an aiohttp.ClientSession, got {type(session)}")
         self._retry = retry
-        self._concurrency = self._check_concurrency(concurrency)
+        self._concurrency = _check_int("concurrency", concurrency, 1)
+        # Shared by this client's reads, which correct it from the pages they see.
+        self._page_size_guess = (
+            None
+            if page_size_guess is None
+            else PageSizeGuess(_check_int("page_size_guess", page_size_guess, 1))
+        )
         self._headers = build_headers(key, f"blat-async/{__version__}")
         self._session = session
         self._owns_session = session is None
-        self._tasks: set[asyncio.Task[_Page]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
         self._rng = random.Random()
         self._pause = RatePause()
         # Set by close(); it also wakes a follow-mode read waiting between polls.
@@ -223,18 +236,30 @@ class BlatClient:
         ```
         """
         path = PagePath(self._base_url, batch_id)
-        offset = _check_offset("from_", from_)
+        offset = _check_int("from_", from_)
         self._check_open()
-        return await self._fetch(path, offset, None)
+        page, _skipped = await self._fetch(path, offset, None)
+        return page
 
-    async def _fetch(self, path: PagePath, offset: int, throttle: Throttle | None) -> _Page:
-        """Fetch a page, retrying failures the policy allows; the last error is raised."""
+    async def _fetch(
+        self,
+        path: PagePath,
+        offset: int,
+        throttle: Throttle | None,
+        needed_from: Callable[[], int] | None = None,
+    ) -> tuple[_Page, int]:
+        """Fetch a page, retrying failures the policy allows; the last error is raised.
+
+        ``needed_from`` gives, once the body is in, the first offset the read
+        still needs: the items before it are not structured. Returns the page
+        and how many leading items it left out.
+        """
         url = path.url(offset)
         retry = 0
         while True:
             await self._pause.wait()
             try:
-                return await self._attempt(url)
+                return await self._attempt(url, offset, needed_from)
             except BlatError as error:
                 delay = self._retry.delay_for(error, retry, self._rng)
                 if delay is None:
@@ -254,7 +279,9 @@ class BlatClient:
                 )
                 await asyncio.sleep(delay)
 
-    async def _attempt(self, url: URL) -> _Page:
+    async def _attempt(
+        self, url: URL, offset: int, needed_from: Callable[[], int] | None
+    ) -> tuple[_Page, int]:
         """Send one request and decode its answer; every failure becomes a `BlatError`."""
         session = self._get_session()
         try:
@@ -290,7 +317,9 @@ class BlatClient:
             raise APIConnectionError(f"{type(exc).__name__}: {exc} (GET {url})") from _without_key(
                 exc
             )
-        return decode_page_response(status, headers, body, url=str(url))
+        # Asked only now: the read may have moved on while the request travelled.
+        skip = 0 if needed_from is None else needed_from() - offset
+        return decode_page_response(status, headers, body, url=str(url), skip=skip)
 
     # -- every page, every item ----------------------------------------------
 
@@ -366,13 +395,6 @@ class BlatClient:
             progress,
         )
 
-    def _check_concurrency(self, concurrency: object) -> int:
-        if not isinstance(concurrency, int) or isinstance(concurrency, bool):
-            raise TypeError(f"concurrency must be an int, got {type(concurrency).__name__}")
-        if concurrency < 1:
-            raise ValueError(f"concurrency must be >= 1, got {concurrency}")
-        return concurrency
-
     def _read_args(
         self,
         batch_id: str,
@@ -385,12 +407,14 @@ class BlatClient:
     ) -> tuple[PagePath, ReadPlan, int, PollPolicy | None]:
         """Check an iterator's arguments before any request, and build its plan."""
         path = PagePath(self._base_url, batch_id)
-        start = _check_offset("start", start)
+        start = _check_int("start", start)
         if stop is not None:
-            stop = _check_offset("stop", stop)
+            stop = _check_int("stop", stop)
             if stop < start:
                 raise ValueError(f"stop ({stop}) must be >= start ({start})")
-        limit = self._concurrency if concurrency is None else self._check_concurrency(concurrency)
+        limit = (
+            self._concurrency if concurrency is None else _check_int("concurrency", concurrency, 1)
+        )
         if progress is not None and not isinstance(progress, ReadProgress):
             raise TypeError(f"progress must be a ReadProgress, got {type(progress).__name__}")
         poll = None
@@ -403,6 +427,7 @@ class BlatClient:
             stop,
             follow=bool(follow),
             window=limit * _defaults.READ_AHEAD_PAGES_PER_REQUEST,
+            guess=self._page_size_guess,
         )
         return path, plan, limit, poll
 
@@ -414,8 +439,8 @@ class BlatClient:
         poll: PollPolicy | None,
         progress: ReadProgress | None,
     ) -> AsyncGenerator[Delivery, None]:
-        async def fetch(offset: int, throttle: Throttle) -> _Page:
-            return await self._fetch(path, offset, throttle)
+        async def fetch(offset: int, throttle: Throttle) -> tuple[_Page, int]:
+            return await self._fetch(path, offset, throttle, plan.needed_from)
 
         if progress is not None:
             progress.offset = plan.start

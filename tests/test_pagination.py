@@ -4,11 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import attrs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from blat_async._pagination import Delivery, ReadEnd, ReadPlan, end_of_read, is_final_status
+from blat_async._pagination import (
+    Delivery,
+    PageSizeGuess,
+    ReadEnd,
+    ReadPlan,
+    end_of_read,
+    is_final_status,
+)
 from blat_async.errors import PaginationError
 from blat_async.models import (
     BatchScrapeSitemapData,
@@ -50,6 +58,17 @@ def _at(
 ) -> BatchScrapeSitemapStatusResponse:
     """The page a correct server returns at ``offset``, holding ``count`` items."""
     return _page(range(offset, offset + count), total=total, status=status, processed=processed)
+
+
+def _as_fetched(
+    plan: ReadPlan, offset: int, page: BatchScrapeSitemapStatusResponse
+) -> tuple[BatchScrapeSitemapStatusResponse, int]:
+    """The page as the client hands it over: without the items the plan no longer needs."""
+    skip = plan.needed_from() - offset
+    if skip <= 0 or len(page.data) < 2:
+        return page, 0
+    skipped = min(skip, len(page.data) - 1)
+    return attrs.evolve(page, data=page.data[skipped:]), skipped
 
 
 def _ids(deliveries: Iterable[Delivery]) -> list[str]:
@@ -151,6 +170,72 @@ def test_nothing_is_fetched_ahead_before_the_first_page() -> None:
 
     assert plan.to_fetch(8) == [0]
     assert plan.to_fetch(8) == []
+
+
+def test_a_guessed_page_size_fills_the_first_round() -> None:
+    plan = ReadPlan(5, window=16, guess=PageSizeGuess(10))
+
+    assert plan.to_fetch(4) == [5, 15, 25, 35]
+
+
+def test_the_first_round_guess_is_bounded_by_stop() -> None:
+    plan = ReadPlan(0, stop=25, window=16, guess=PageSizeGuess(10))
+
+    assert plan.to_fetch(8) == [0, 10, 20]
+
+
+def test_a_guess_too_large_leaves_gaps_that_are_fetched_together() -> None:
+    plan = ReadPlan(0, window=16, guess=PageSizeGuess(10))
+    plan.to_fetch(3)
+
+    first = plan.arrived(0, _at(0, 5, total=100))
+
+    assert _ids(first) == _expected(0, 5)
+    assert plan.to_fetch(5) == [5, 15, 25]
+    assert plan.page_size == 5
+
+
+def test_a_guess_too_small_overlaps_and_delivers_each_item_once() -> None:
+    plan = ReadPlan(0, window=16, guess=PageSizeGuess(10))
+    assert plan.to_fetch(3) == [0, 10, 20]
+    assert plan.arrived(20, _at(20, 30, total=200)) == []
+    assert plan.arrived(10, _at(10, 30, total=200)) == []
+
+    deliveries = plan.arrived(0, _at(0, 30, total=200))
+
+    assert _ids(deliveries) == _expected(0, 50)
+    assert plan.to_fetch(3) == [50, 80, 110]
+
+
+def test_a_page_without_its_delivered_items_still_shows_the_page_size() -> None:
+    plan = ReadPlan(0, window=16, guess=PageSizeGuess(10))
+    plan.to_fetch(2)
+    plan.arrived(0, _at(0, 100, total=500))
+    assert plan.needed_from() == 100
+
+    # The page at 10 held 100 items; the 90 already delivered were left out.
+    deliveries = plan.arrived(10, _at(100, 10, total=500), skipped=90)
+
+    assert _ids(deliveries) == _expected(100, 110)
+    assert plan.page_size == 100
+
+
+def test_a_page_short_of_the_total_teaches_the_guess() -> None:
+    guess = PageSizeGuess(10)
+    plan = ReadPlan(0, guess=guess)
+    plan.to_fetch(1)
+    plan.arrived(0, _at(0, 25, total=100))
+
+    assert guess.size == 25
+
+
+def test_the_last_page_of_a_batch_does_not_teach_the_guess() -> None:
+    guess = PageSizeGuess(10)
+    plan = ReadPlan(0, guess=guess)
+    plan.to_fetch(1)
+    plan.arrived(0, _at(0, 3, total=3))
+
+    assert guess.size == 10
 
 
 def test_first_request_is_at_start() -> None:
@@ -554,7 +639,10 @@ def test_any_page_sizes_and_order_deliver_every_item_once_in_order(data: st.Data
     window = data.draw(st.integers(limit, 3 * limit), label="window")
     send_total = data.draw(st.booleans(), label="send_total")
     fail_read_ahead = data.draw(st.booleans(), label="fail_read_ahead")
-    plan = ReadPlan(start, stop=stop, window=window)
+    guess = data.draw(st.none() | st.integers(1, 25), label="guess")
+    plan = ReadPlan(
+        start, stop=stop, window=window, guess=None if guess is None else PageSizeGuess(guess)
+    )
     outstanding: list[int] = []
     delivered: list[str] = []
     failures = steps = 0
@@ -580,7 +668,10 @@ def test_any_page_sizes_and_order_deliver_every_item_once_in_order(data: st.Data
             continue
         length = data.draw(st.integers(1, 25), label="page length")
         page = _page(range(offset, min(n, offset + length)), total=n if send_total else None)
-        deliveries = plan.arrived(offset, page)
+        skipped = 0
+        if data.draw(st.booleans(), label="trim"):
+            page, skipped = _as_fetched(plan, offset, page)
+        deliveries = plan.arrived(offset, page, skipped=skipped)
         assert len(outstanding) + len(plan._ready) <= window
         for delivery in deliveries:
             assert delivery.offset == start + len(delivered)
@@ -590,18 +681,21 @@ def test_any_page_sizes_and_order_deliver_every_item_once_in_order(data: st.Data
     assert delivered == _expected(start, end)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(
     n=st.integers(0, 120),
     page_size=st.integers(1, 25),
     limit=st.integers(1, 8),
     send_total=st.booleans(),
+    guess=st.sampled_from(["none", "right", "wrong"]),
+    wrong=st.integers(1, 25),
 )
 def test_in_order_answers_of_a_fixed_page_size_need_few_requests(
-    n: int, page_size: int, limit: int, send_total: bool
+    n: int, page_size: int, limit: int, send_total: bool, guess: str, wrong: int
 ) -> None:
     """With steady pages answered in order, the read asks each page once, plus a few beyond."""
-    plan = ReadPlan(0, window=2 * limit)
+    size = {"none": None, "right": page_size, "wrong": wrong}[guess]
+    plan = ReadPlan(0, window=2 * limit, guess=None if size is None else PageSizeGuess(size))
     outstanding: list[int] = []
     requests = 0
     delivered: list[str] = []
@@ -620,7 +714,13 @@ def test_in_order_answers_of_a_fixed_page_size_need_few_requests(
     pages = -(-n // page_size)
     assert delivered == _expected(0, n)
     assert len(set(outstanding)) == len(outstanding)
-    assert requests <= pages + (0 if send_total and n else 2 * limit + 1)
+    if size is None:
+        assert requests <= pages + (0 if send_total and n else 2 * limit + 1)
+    elif size == page_size:
+        # Only the first round, planned before `total` is known, may ask too far.
+        assert requests <= pages + (limit - 1 if send_total and n else 2 * limit + 1)
+    else:
+        assert requests <= pages + 4 * limit + 1
 
 
 @settings(max_examples=200, deadline=None)
@@ -634,8 +734,11 @@ def test_follow_over_a_growing_batch_delivers_every_item_once_in_order(
     limit = data.draw(st.integers(1, 8), label="limit")
     window = data.draw(st.integers(limit, 3 * limit), label="window")
     send_total = data.draw(st.booleans(), label="send_total")
+    guess = data.draw(st.none() | st.integers(1, 25), label="guess")
     finished = False
-    plan = ReadPlan(0, follow=True, window=window)
+    plan = ReadPlan(
+        0, follow=True, window=window, guess=None if guess is None else PageSizeGuess(guess)
+    )
     outstanding: list[int] = []
     delivered: list[str] = []
     steps = 0
@@ -667,7 +770,10 @@ def test_follow_over_a_growing_batch_delivers_every_item_once_in_order(
             total=final_size if send_total else None,
             status="completed" if finished else "running",
         )
-        for delivery in plan.arrived(offset, page):
+        skipped = 0
+        if data.draw(st.booleans(), label="trim"):
+            page, skipped = _as_fetched(plan, offset, page)
+        for delivery in plan.arrived(offset, page, skipped=skipped):
             assert delivery.offset == len(delivered)
             delivered += _ids([delivery])
 
@@ -728,3 +834,28 @@ def test_pages_being_handed_out_count_against_the_window() -> None:
     assert len(plan.to_fetch(4)) == 3
     plan.handing_out = 3
     assert plan.to_fetch(4) == []
+
+
+# -- the memory of job ids ---------------------------------------------------------------
+
+
+def _read_in_order(plan: ReadPlan, first: int, end: int, size: int = 100) -> None:
+    for offset in range(first, end, size):
+        assert plan.to_fetch(1) == [offset]
+        plan.arrived(offset, _at(offset, min(size, end - offset)))
+
+
+def test_a_repeat_of_any_of_the_last_2048_job_ids_is_caught() -> None:
+    plan = ReadPlan(0, window=1)
+    _read_in_order(plan, 0, 10_000)
+    assert plan.to_fetch(1) == [10_000]
+
+    # job-7952 is 2,048 ids back.
+    with pytest.raises(PaginationError, match="job 'job-7952' at offset 10001"):
+        plan.arrived(10_000, _page([10_000, 7_952]))
+
+
+def test_the_memory_of_job_ids_stays_bounded() -> None:
+    plan = ReadPlan(0, window=1)
+    _read_in_order(plan, 0, 50_000)
+    assert 2048 <= len(plan._recent) <= 4096

@@ -363,7 +363,7 @@ def test_redirect_gives_a_message_about_redirects(status: int) -> None:
 def test_good_page_is_decoded() -> None:
     body = json.dumps(page(0, 3, total=3)).encode()
 
-    result = decode_page_response(200, {}, body)
+    result, _skipped = decode_page_response(200, {}, body)
 
     assert isinstance(result, BatchScrapeSitemapStatusResponse)
     assert [item.metadata.job_id for item in result.data if item.metadata] == [

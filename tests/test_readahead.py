@@ -57,10 +57,53 @@ async def test_the_default_concurrency_reads_ahead(server: FakeBlatServer) -> No
 
 async def test_an_unusual_page_size_is_learned(server: FakeBlatServer) -> None:
     batch = server.add_batch(size=101, page_size=7, latency=0.005)
-    async with client_for(server, concurrency=4) as client:
+    async with client_for(server, concurrency=4, page_size_guess=None) as client:
         items = [item async for item in client.iter_batch_scrape_sitemap(batch.batch_id)]
     assert job_ids(items) == batch.job_ids
     assert len(server.requests) == 15
+
+
+async def test_the_first_round_asks_as_many_pages_as_the_concurrency(
+    server: FakeBlatServer,
+) -> None:
+    batch = server.add_batch(size=200, latency=0.02)
+    async with client_for(server, concurrency=8) as client:
+        items = [item async for item in client.iter_batch_scrape_sitemap(batch.batch_id)]
+    assert job_ids(items) == batch.job_ids
+    first_round = sorted(server.requests, key=lambda r: r.started)[:8]
+    answered = min(r.finished for r in server.requests)
+    # Eight requests reached the server before any answer was sent.
+    assert sorted(r.from_ for r in first_round) == list(range(0, 80, 10))
+    assert max(r.started for r in first_round) < answered
+    assert sorted(r.from_ for r in server.requests) == list(range(0, 200, 10))
+
+
+async def test_a_wrong_guess_costs_at_most_the_first_round_then_is_corrected(
+    server: FakeBlatServer,
+) -> None:
+    batch = server.add_batch(size=101, page_size=7, latency=0.005)
+    async with client_for(server, concurrency=4) as client:
+        for read in range(2):
+            server.reset_requests()
+            items = [item async for item in client.iter_batch_scrape_sitemap(batch.batch_id)]
+            assert job_ids(items) == batch.job_ids
+            if read == 0:
+                # Guessed pages of 10: each guessed offset may leave a gap to fill.
+                assert 15 <= len(server.requests) <= 15 + 3
+            else:
+                # The first read showed pages of 7: the second one guesses right.
+                assert len(server.requests) == 15
+                assert sorted(r.from_ for r in server.requests) == list(range(0, 101, 7))
+
+
+async def test_a_batch_of_one_page_costs_the_first_round_of_guesses(
+    server: FakeBlatServer,
+) -> None:
+    batch = server.add_batch(size=4, latency=0.005)
+    async with client_for(server, concurrency=3) as client:
+        items = [item async for item in client.iter_batch_scrape_sitemap(batch.batch_id)]
+    assert job_ids(items) == batch.job_ids
+    assert sorted(r.from_ for r in server.requests) == [0, 10, 20]
 
 
 @pytest.mark.parametrize("seed", range(5))
