@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import email.utils
+import gc
 import json
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from yarl import URL
 
+from blat_async import _protocol
 from blat_async._protocol import (
     PagePath,
     build_headers,
@@ -412,3 +416,63 @@ def test_json_list_at_top_level_is_not_retryable() -> None:
 
     error = caught.value
     assert (error.path, error.retryable) == ("", False)
+
+
+# -- the collector paused while a large page is decoded ---------------------------------
+
+
+@pytest.fixture
+def collector_seen(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[bool]]:
+    """Whether the cyclic GC was enabled each time a body was decoded."""
+    seen: list[bool] = []
+    real = _protocol.loads
+
+    def loads(body: bytes) -> Any:
+        seen.append(gc.isenabled())
+        return real(body)
+
+    monkeypatch.setattr(_protocol, "loads", loads)
+    was_enabled = gc.isenabled()
+    yield seen
+    if was_enabled:
+        gc.enable()
+
+
+def _large_body() -> bytes:
+    body = json.dumps(page(0, 500, total=500)).encode()
+    assert len(body) >= 64 * 1024
+    return body
+
+
+def test_a_large_page_is_decoded_with_the_collector_paused(collector_seen: list[bool]) -> None:
+    result, _skipped = decode_page_response(200, {}, _large_body())
+
+    assert len(result.data) == 500
+    assert collector_seen == [False]
+    assert gc.isenabled()
+
+
+def test_a_small_page_leaves_the_collector_alone(collector_seen: list[bool]) -> None:
+    decode_page_response(200, {}, json.dumps(page(0, 3, total=3)).encode())
+
+    assert collector_seen == [True]
+
+
+def test_the_collector_is_enabled_again_after_a_bad_large_page(
+    collector_seen: list[bool],
+) -> None:
+    with pytest.raises(ResponseValidationError):
+        decode_page_response(200, {}, _large_body()[:-1])
+
+    assert collector_seen == [False]
+    assert gc.isenabled()
+
+
+def test_a_collector_disabled_by_the_application_stays_disabled(
+    collector_seen: list[bool],
+) -> None:
+    gc.disable()
+    decode_page_response(200, {}, _large_body())
+
+    assert collector_seen == [False]
+    assert not gc.isenabled()
