@@ -123,6 +123,15 @@ def scenarios(smoke: bool) -> list[Scenario]:
             "Memory: a long batch streamed",
             size(200_000, 2_000),
             100,
+            20,
+            0.0,
+            (RAW, BLAT, COLLECT),
+        ),
+        Scenario(
+            "d3",
+            "Memory: the same batch with light items",
+            size(200_000, 2_000),
+            100,
             3,
             0.0,
             (RAW, BLAT, COLLECT),
@@ -394,30 +403,37 @@ def targets(
             found.append(
                 Target("c", text, f"{c8.median_seconds:.3f} s = {ratio:.2f}x", ratio <= 1.15)
             )
-    if (runs := all_runs.get("d")) is not None:
-        raw, blat, collect = runs.get(RAW), runs.get(BLAT), runs.get(COLLECT)
-        if raw and blat and raw.results and blat.results:
-            extra = blat.median_peak_mib - raw.median_peak_mib
-            found.append(
-                Target(
-                    "d",
-                    "defaults' peak RSS within 10 MB of the raw streaming loop",
-                    f"{blat.median_peak_mib:.1f} vs {raw.median_peak_mib:.1f} MiB "
-                    f"({extra:+.1f} MiB)",
-                    extra <= 10 * 1000**2 / 1024**2,
-                )
+    for key in ("d", "d3"):
+        if (runs := all_runs.get(key)) is not None:
+            found += _memory_targets(key, runs)
+    return found
+
+
+def _memory_targets(key: str, runs: dict[str, ReaderRuns]) -> list[Target]:
+    """Scenario (d)'s targets: peak RSS near the raw streaming loop, far below collecting."""
+    found: list[Target] = []
+    raw, blat, collect = runs.get(RAW), runs.get(BLAT), runs.get(COLLECT)
+    if raw and blat and raw.results and blat.results:
+        extra = blat.median_peak_mib - raw.median_peak_mib
+        found.append(
+            Target(
+                key,
+                "defaults' peak RSS within 10 MB of the raw streaming loop",
+                f"{blat.median_peak_mib:.1f} vs {raw.median_peak_mib:.1f} MiB ({extra:+.1f} MiB)",
+                extra <= 10 * 1000**2 / 1024**2,
             )
-        if collect and blat and collect.results and blat.results:
-            share = blat.median_peak_mib / collect.median_peak_mib
-            found.append(
-                Target(
-                    "d",
-                    "defaults' peak RSS under a tenth of collect-every-page",
-                    f"{blat.median_peak_mib:.1f} vs {collect.median_peak_mib:.1f} MiB "
-                    f"({share:.2f})",
-                    share < 0.1,
-                )
+        )
+    if collect and blat and collect.results and blat.results:
+        share = blat.median_peak_mib / collect.median_peak_mib
+        measured = f"{blat.median_peak_mib:.1f} vs {collect.median_peak_mib:.1f} MiB ({share:.3f})"
+        if raw and raw.results:
+            # What the same interpreter reaches at best: the raw loop streams too.
+            measured += f"; raw streaming loop: {raw.median_peak_mib / collect.median_peak_mib:.3f}"
+        found.append(
+            Target(
+                key, "defaults' peak RSS under a tenth of collect-every-page", measured, share < 0.1
             )
+        )
     return found
 
 

@@ -635,8 +635,9 @@ class FakeBlatServer:
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
         self._closed = False
-        self._closing = asyncio.Event()
         self._handlers: set[asyncio.Task[Any]] = set()
+        # Requests waiting out a latency; closing the server answers them False.
+        self._delayed: set[asyncio.Future[bool]] = set()
 
     def __repr__(self) -> str:
         where = self.base_url if self._port is not None else "not started"
@@ -669,7 +670,8 @@ class FakeBlatServer:
         Requests still waiting out a latency have their connection dropped.
         """
         self._closed = True
-        self._closing.set()
+        for waiter in self._delayed:
+            _resolve(waiter, False)
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.cleanup()
@@ -915,11 +917,20 @@ class FakeBlatServer:
 
     async def _wait_unless_closing(self, delay: float) -> bool:
         """Wait ``delay`` seconds; return ``False`` early if the server closes meanwhile."""
+        if self._closed:
+            return False
+        # One future and one timer: `asyncio.wait_for` on the closing event
+        # would start a task and cancel it again, a few more turns of the
+        # loop per request, which add up as late answers under load.
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[bool] = loop.create_future()
+        timer = loop.call_later(delay, _resolve, waiter, True)
+        self._delayed.add(waiter)
         try:
-            await asyncio.wait_for(self._closing.wait(), delay)
-        except TimeoutError:
-            return True
-        return False
+            return await waiter
+        finally:
+            timer.cancel()
+            self._delayed.discard(waiter)
 
     def _parse(self, request: web.Request) -> _Incoming:
         path, _, query = request.raw_path.partition("?")
@@ -1102,6 +1113,11 @@ async def _send(request: web.Request, reply: _Reply, fault: Fault | None) -> web
     await response.write(reply.body[: len(reply.body) // 2])
     _close_connection(request)
     return response
+
+
+def _resolve(waiter: asyncio.Future[bool], value: bool) -> None:
+    if not waiter.done():
+        waiter.set_result(value)
 
 
 def _close_connection(request: web.Request) -> None:
