@@ -96,6 +96,18 @@ async def test_a_wrong_guess_costs_at_most_the_first_round_then_is_corrected(
                 assert sorted(r.from_ for r in server.requests) == list(range(0, 101, 7))
 
 
+async def test_big_pages_under_a_small_guess_are_read_once_each_item(
+    server: FakeBlatServer,
+) -> None:
+    # Guessed pages of 10 against pages of 400: the first round's pages overlap.
+    batch = server.add_batch(size=1_000, page_size=400, links_per_job=20)
+    async with client_for(server, concurrency=4) as client:
+        items = [item async for item in client.iter_batch_scrape_sitemap(batch.batch_id)]
+    assert job_ids(items) == batch.job_ids
+    assert all(len(item.links) == 20 for item in items if item.success)
+    assert gc.isenabled()
+
+
 async def test_a_batch_of_one_page_costs_the_first_round_of_guesses(
     server: FakeBlatServer,
 ) -> None:
