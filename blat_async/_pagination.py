@@ -161,6 +161,8 @@ class ReadPlan:
     _last_data: tuple[BatchScrapeSitemapData, ...] = attrs.field(default=(), init=False)
     _last_offset: int = attrs.field(default=0, init=False)
     _repeats: int = attrs.field(default=0, init=False)
+    contradiction: PaginationError | None = attrs.field(default=None, init=False)
+    """A repeat found after good pages of the same arrival; raised once those are handed out."""
     _probing: bool = attrs.field(default=False, init=False)
     """Caught up with a running batch: ask for the cursor alone until items come."""
 
@@ -205,10 +207,18 @@ class ReadPlan:
 
     def to_fetch(self, limit: int) -> list[int]:
         """Return the offsets to request now, with at most ``limit`` requests in flight."""
-        if self.ended is not None or self.waiting:
+        if self.ended is not None or self.waiting or self.contradiction is not None:
             return []
         offsets = []
-        if not self._cursor_covered() and len(self.in_flight) < limit:
+        held = len(self.in_flight) + len(self._ready) + self.handing_out
+        if (
+            not self._cursor_covered()
+            and len(self.in_flight) < limit
+            # The cursor is asked for even in a full window, or pages buffered
+            # past a gap would wait forever; but not while pages wait for the
+            # caller, who frees the window by taking them.
+            and (self.handing_out == 0 or held < self.window)
+        ):
             offsets.append(self.cursor)
             self._mark_in_flight(self.cursor)
         stride = self._stride()
@@ -260,6 +270,8 @@ class ReadPlan:
         (see `needed_from`): ``page.data`` starts at ``offset + skipped``.
         """
         self.in_flight.discard(offset)
+        if self.contradiction is not None:
+            raise self.contradiction
         if self.ended is not None:
             return []
         self._note_batch(offset, page)
@@ -310,7 +322,7 @@ class ReadPlan:
         return None
 
     def _drain(self) -> list[Delivery]:
-        deliveries = []
+        deliveries: list[Delivery] = []
         while self.ended is None and (found := self._next_ready()) is not None:
             offset, page = found
             items = page.data[self.cursor - offset :]
@@ -319,7 +331,15 @@ class ReadPlan:
             if not items:
                 self._on_empty_page()
             else:
-                self._check_new(self.cursor, items)
+                try:
+                    self._check_new(self.cursor, items)
+                except PaginationError as contradiction:
+                    if not deliveries:
+                        raise
+                    # The pages before the contradiction are good: hand them
+                    # out first; the read fails when the caller reaches it.
+                    self.contradiction = contradiction
+                    return deliveries
                 self._probing = False
                 deliveries.append(Delivery(self.cursor, attrs.evolve(page, data=items)))
                 self.cursor += len(items)

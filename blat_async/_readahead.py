@@ -154,6 +154,9 @@ async def read_pages(
                 # Pages waiting to be handed out count against the read's window.
                 plan.handing_out += len(deliveries)
                 wake.set()
+            if plan.contradiction is not None:
+                fail(plan.contradiction)
+                return
             following = plan.to_fetch(min(throttle.limit, len(plan.in_flight) + 1))
             if not following:
                 return

@@ -645,12 +645,19 @@ def test_any_page_sizes_and_order_deliver_every_item_once_in_order(data: st.Data
     )
     outstanding: list[int] = []
     delivered: list[str] = []
+    held: list[Delivery] = []  # delivered by the plan, not yet taken by the caller
     failures = steps = 0
 
     while True:
         outstanding += plan.to_fetch(limit)
         assert len(outstanding) <= limit
         assert len(outstanding) + len(plan._ready) <= window
+        # Pages held for a slow caller stop the requests: the window holds.
+        assert len(outstanding) + len(plan._ready) + len(held) <= window + 1
+        if held and (not outstanding or data.draw(st.booleans(), label="take")):
+            delivered += _ids([held.pop(0)])
+            plan.handing_out = len(held)
+            continue
         if plan.done:
             break
         assert outstanding, f"the plan stalled at {plan.cursor}"
@@ -672,11 +679,12 @@ def test_any_page_sizes_and_order_deliver_every_item_once_in_order(data: st.Data
         if data.draw(st.booleans(), label="trim"):
             page, skipped = _as_fetched(plan, offset, page)
         deliveries = plan.arrived(offset, page, skipped=skipped)
-        assert len(outstanding) + len(plan._ready) <= window
         for delivery in deliveries:
-            assert delivery.offset == start + len(delivered)
-            delivered += _ids([delivery])
+            assert delivery.offset == start + len(delivered) + sum(len(d.page.data) for d in held)
+            held.append(delivery)
+        plan.handing_out = len(held)
 
+    delivered += _ids(held)
     end = n if stop is None else min(stop, n)
     assert delivered == _expected(start, end)
 
@@ -834,6 +842,37 @@ def test_pages_being_handed_out_count_against_the_window() -> None:
     assert len(plan.to_fetch(4)) == 3
     plan.handing_out = 3
     assert plan.to_fetch(4) == []
+
+
+def test_pages_waiting_for_the_caller_stop_even_the_cursor_request() -> None:
+    plan = ReadPlan(0, window=2)
+    assert plan.to_fetch(1) == [0]
+    deliveries = plan.arrived(0, _at(0, 10, total=1000))
+    plan.handing_out = len(deliveries)
+    assert plan.to_fetch(1) == [10]
+    plan.handing_out += len(plan.arrived(10, _at(10, 10, total=1000)))
+
+    # Two pages wait for the caller: nothing more is asked until it takes one.
+    assert plan.to_fetch(1) == []
+    plan.handing_out -= 1
+    assert plan.to_fetch(1) == [20]
+
+
+def test_good_pages_before_a_repeat_are_handed_out_then_the_read_fails() -> None:
+    plan = ReadPlan(0, window=8)
+    plan.to_fetch(1)
+    plan.in_flight |= {10, 20}
+    assert plan.arrived(20, _page([10, 11])) == []
+    assert plan.arrived(10, _at(10, 10)) == []
+
+    deliveries = plan.arrived(0, _at(0, 10))
+
+    assert _ids(deliveries) == _expected(0, 20)
+    assert plan.contradiction is not None
+    assert "'job-10'" in str(plan.contradiction)
+    assert plan.to_fetch(4) == []
+    with pytest.raises(PaginationError):
+        plan.arrived(30, _at(30, 10))
 
 
 # -- the memory of job ids ---------------------------------------------------------------

@@ -96,6 +96,18 @@ async def test_a_wrong_guess_costs_at_most_the_first_round_then_is_corrected(
                 assert sorted(r.from_ for r in server.requests) == list(range(0, 101, 7))
 
 
+async def test_a_stalled_consumer_stops_the_requests(server: FakeBlatServer) -> None:
+    batch = server.add_batch(size=5_000, latency=0.001)
+    async with client_for(server, concurrency=2) as client:
+        items = client.iter_batch_scrape_sitemap(batch.batch_id)
+        first = await anext(items)
+        await asyncio.sleep(0.3)  # the caller is busy with its first item
+        # Two pages per request in flight: the window of four pages, no more.
+        assert len(server.requests) <= 4
+        rest = [item async for item in items]
+    assert job_ids([first, *rest]) == batch.job_ids
+
+
 async def test_big_pages_under_a_small_guess_are_read_once_each_item(
     server: FakeBlatServer,
 ) -> None:
