@@ -116,7 +116,7 @@ def scenarios(smoke: bool) -> list[Scenario]:
             10,
             3,
             0.020,
-            (RAW, GENERATED, BLAT, BLAT_C8),
+            (SERVER, RAW, GENERATED, BLAT, BLAT_C8),
         ),
         Scenario(
             "d",
