@@ -164,6 +164,7 @@ async def read_pages(
 
     def finished(task: asyncio.Task[None]) -> None:
         tasks.discard(task)
+        tasks_owner.discard(task)
         if task.cancelled():
             fail(BlatError("the read was interrupted: its client was closed"))
         elif (error := task.exception()) is not None:
@@ -175,7 +176,6 @@ async def read_pages(
             task = asyncio.create_task(chain(offset), name=f"blat-from-{offset}")
             tasks.add(task)
             tasks_owner.add(task)
-            task.add_done_callback(tasks_owner.discard)
             task.add_done_callback(finished)
 
     try:
