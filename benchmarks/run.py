@@ -6,8 +6,9 @@
     python benchmarks/run.py --profile b  # where blat_async's time goes in scenario (b)
 
 For each scenario, the fake server (`blat_async.testing.FakeBlatServer`) runs
-in its own process on 127.0.0.1, and every read runs in a fresh process of its
-own, the readers taking turns within each repetition. The tables show median
+in its own process on 127.0.0.1, on uvloop when it is installed (``--server-loop``
+chooses), and every read runs in a fresh process of its own, on asyncio's own
+loop, the readers taking turns within each repetition. The tables show median
 and range of the read's wall time, items per second, the speed-up against the
 raw loop and the generated client (above 1: faster), and each reader's peak
 resident memory. The targets of issue 6 are checked on the medians of the
@@ -153,6 +154,8 @@ class ServerProcess:
     process: subprocess.Popen[str]
     base_url: str
     encode_seconds: float
+    loop: str
+    """The server's event loop: uvloop or asyncio (the readers always run on asyncio's)."""
 
     def stats(self) -> dict[str, Any]:
         """The requests the server answered since the last call."""
@@ -174,7 +177,7 @@ def _read_json_line(stream: IO[str] | None) -> dict[str, Any]:
 
 
 @contextmanager
-def fake_server(scenario: Scenario) -> Iterator[ServerProcess]:
+def fake_server(scenario: Scenario, loop: str = "auto") -> Iterator[ServerProcess]:
     """Run the fake server for ``scenario`` in its own process while the block runs."""
     command = _python(
         "fake_server.py",
@@ -182,6 +185,7 @@ def fake_server(scenario: Scenario) -> Iterator[ServerProcess]:
         f"--page-size={scenario.page_size}",
         f"--links={scenario.links}",
         f"--latency={scenario.latency}",
+        f"--loop={loop}",
     )
     # This interpreter runs a script of this folder with arguments built here.
     process = subprocess.Popen(  # noqa: S603
@@ -189,7 +193,7 @@ def fake_server(scenario: Scenario) -> Iterator[ServerProcess]:
     )
     try:
         hello = _read_json_line(process.stdout)
-        yield ServerProcess(process, hello["base_url"], hello["encode_seconds"])
+        yield ServerProcess(process, hello["base_url"], hello["encode_seconds"], hello["loop"])
     finally:
         if process.stdin is not None:
             process.stdin.close()
@@ -269,14 +273,24 @@ def _check(result: ReadResult, scenario: Scenario, links: int | None) -> str | N
 
 
 def run_scenario(
-    scenario: Scenario, repeat: int, generated: Path | None, log: Callable[[str], None]
-) -> tuple[dict[str, ReaderRuns], float]:
-    """Run every reader of ``scenario`` ``repeat`` times, in turns; return the runs."""
+    scenario: Scenario,
+    repeat: int,
+    generated: Path | None,
+    log: Callable[[str], None],
+    server_loop: str = "auto",
+) -> tuple[dict[str, ReaderRuns], str]:
+    """Run every reader of ``scenario`` ``repeat`` times, in turns.
+
+    Returns the runs, and the event loop the server ran on.
+    """
     readers = [r for r in scenario.readers if r != GENERATED or generated is not None]
     runs = {reader: ReaderRuns(reader) for reader in readers}
     links: int | None = None
-    with fake_server(scenario) as server:
-        log(f"  server at {server.base_url}, pages encoded in {server.encode_seconds:.2f} s")
+    with fake_server(scenario, server_loop) as server:
+        log(
+            f"  server at {server.base_url} on {server.loop}, "
+            f"pages encoded in {server.encode_seconds:.2f} s"
+        )
         for repetition in range(repeat):
             # Each repetition starts with the next reader, so none always goes first.
             shift = repetition % len(readers)
@@ -299,7 +313,7 @@ def run_scenario(
                 runs[reader].results.append(result)
                 runs[reader].server_seconds.append(served["seconds"])
             log(f"  repetition {repetition + 1}/{repeat} done")
-    return runs, server.encode_seconds
+    return runs, server.loop
 
 
 # --- Reporting ------------------------------------------------------------------------
@@ -507,7 +521,7 @@ def machine() -> list[str]:
     """What the numbers were measured on."""
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
     load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
-    packages = ["blat-async", "aiohttp", "yarl", "attrs", "cattrs", "orjson", "httpx"]
+    packages = ["blat-async", "aiohttp", "yarl", "attrs", "cattrs", "orjson", "httpx", "uvloop"]
     packages.append("openapi-python-client")
     versions = ", ".join(f"{package} {_version(package)}" for package in packages)
     return [
@@ -580,6 +594,12 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         choices=["a", "b", "c", "d"],
         help="only profile blat_async in one scenario (default a) and print where the time goes",
     )
+    parser.add_argument(
+        "--server-loop",
+        choices=["auto", "uvloop", "asyncio"],
+        default="auto",
+        help="the fake server's event loop (default: uvloop when installed); readers use asyncio's",
+    )
     return parser.parse_args(argv)
 
 
@@ -612,12 +632,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         for scenario in chosen:
             log(f"scenario ({scenario.key}): {scenario.describe()}")
-            runs, _encode = run_scenario(scenario, repeat, generated.folder, log)
+            runs, server_loop = run_scenario(
+                scenario, repeat, generated.folder, log, args.server_loop
+            )
             all_runs[scenario.key] = runs
             crashed = crashed or any(r.errors for r in runs.values())
             print(f"## ({scenario.key}) {scenario.title}")
             print()
-            print(f"{scenario.describe()}.")
+            print(f"{scenario.describe()}. The fake server runs on {server_loop}'s event loop.")
             print()
             print("\n".join(scenario_table(scenario, runs)))
             print()
