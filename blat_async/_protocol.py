@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Final
 from urllib.parse import quote
 
+import attrs
 from yarl import URL
 
 from ._converter import StructureError, structure_page_after
@@ -24,6 +25,7 @@ from .errors import APIStatusError, ResponseValidationError, status_error_class
 from .models import BatchScrapeSitemapStatusResponse
 
 __all__ = [
+    "Answer",
     "PagePath",
     "build_headers",
     "decode_page_response",
@@ -200,6 +202,26 @@ def error_from_response(
         retry_after=parse_retry_after(headers.get("Retry-After")),
         url=url,
     )
+
+
+@attrs.frozen
+class Answer:
+    """A successful answer to a page request, its body in but not decoded yet.
+
+    A read sends its next request as soon as an answer is in, and decodes
+    the answer afterwards, when it hands pages out.
+    """
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+    url: str
+    retries: int
+    """The retries the request took before this answer came (0: the first attempt)."""
+
+    def decode(self, skip: int = 0) -> tuple[BatchScrapeSitemapStatusResponse, int]:
+        """Decode the page as `decode_page_response` does, leaving out ``skip`` leading items."""
+        return decode_page_response(self.status, self.headers, self.body, url=self.url, skip=skip)
 
 
 _GC_PAUSE_BYTES: Final = 64 * 1024

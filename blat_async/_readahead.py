@@ -18,21 +18,26 @@ from typing import Final
 import attrs
 
 from ._pagination import Delivery, ReadEnd, ReadPlan
+from ._protocol import Answer
 from ._retry import Throttle
 from .errors import BlatError, PaginationError
-from .models import BatchScrapeSitemapStatusResponse
 
-__all__ = ["Fetch", "PollPolicy", "ReadProgress", "read_pages"]
+__all__ = ["PollPolicy", "ReadProgress", "Receive", "RetryDelay", "read_pages"]
 
 logger = logging.getLogger("blat_async")
 
-Fetch = Callable[
-    [int, Throttle], Coroutine[None, None, tuple[BatchScrapeSitemapStatusResponse, int]]
-]
-"""Fetch the page at an offset, retrying; a 429 lowers the read's `Throttle`.
+Receive = Callable[[int, Throttle, int], Coroutine[None, None, Answer]]
+"""Send the request for the page at an offset until an answer is in, retrying.
 
-Returns the page without the leading items the plan no longer needed when
-it arrived, and how many those were.
+The last argument counts the retries already taken; a 429 lowers the read's
+`Throttle`. The answer is decoded later, by the read.
+"""
+
+RetryDelay = Callable[[BlatError, int, int], float | None]
+"""The wait before retrying the request at an offset whose answer did not decode.
+
+Called with the error, the retries already taken and the offset; ``None``
+means give up.
 """
 
 _POLL_GROWTH: Final = 1.5
@@ -90,7 +95,8 @@ class PollPolicy:
 
 
 async def read_pages(
-    fetch: Fetch,
+    receive: Receive,
+    retry_delay: RetryDelay,
     plan: ReadPlan,
     throttle: Throttle,
     *,
@@ -100,19 +106,25 @@ async def read_pages(
     poll: PollPolicy | None = None,
     progress: ReadProgress | None = None,
 ) -> AsyncGenerator[Delivery, None]:
-    """Yield the plan's deliveries in order, fetching up to ``throttle.limit`` pages at once.
+    """Yield the plan's deliveries in order, with up to ``throttle.limit`` requests in flight.
 
-    Each task started here is a chain of requests: when its page arrives, it
-    hands the page to the plan and sends the next request the plan asks for
-    at once, in the same step, before the answers that arrived alongside are
-    handled, so no slot waits for the others' decoding. The generator hands
-    the deliveries out and starts new chains when the window frees up.
+    Each task started here is a chain of requests: when an answer is in, it
+    sends the next request the plan asks for at once, before that answer or
+    the ones that arrived alongside are decoded, so no request waits for
+    decoding. The generator decodes the answers, hands them to the plan,
+    hands the deliveries out, and starts new chains when the window frees up.
+    Until the batch's ``total`` is known, a chain decodes the answers first:
+    only they can bound the read-ahead.
 
     ``tasks_owner`` is the client's set of running fetches, so that closing
     the client can cancel them; ``check_open`` raises once it is closed, and
     ``closing`` is set then, to cut short a wait between polls.
     """
     tasks: set[asyncio.Task[None]] = set()
+    answers: deque[tuple[int, Answer]] = deque()
+    """Answers in, not decoded yet; their offsets stay in the plan's ``in_flight``."""
+    retries: deque[tuple[int, int, float]] = deque()
+    """Requests to send again, as (offset, retries taken, wait): their answers did not decode."""
     ready: deque[Delivery] = deque()
     wake = asyncio.Event()
     failure: BaseException | None = None
@@ -124,10 +136,22 @@ async def read_pages(
             failure = error
         wake.set()
 
-    async def chain(offset: int) -> None:
+    def next_request(sending: int) -> tuple[int, int, float] | None:
+        """The request a chain sends next, if ``sending`` others leave it room."""
+        if failure is not None or plan.done or sending >= throttle.limit:
+            return None
+        if retries:
+            return retries.popleft()
+        # The plan counts undecoded answers in flight: one more than it holds.
+        following = plan.to_fetch(len(plan.in_flight) + 1)
+        return (following[0], 0, 0.0) if following else None
+
+    async def chain(offset: int, retry: int, wait: float) -> None:
         while True:
+            if wait:
+                await asyncio.sleep(wait)
             try:
-                page, skipped = await fetch(offset, throttle)
+                answer = await receive(offset, throttle, retry)
             # Whatever a read-ahead request raises is only a lost guess; the
             # plan says whether the read needed it, and then it is raised.
             except Exception as error:  # noqa: BLE001
@@ -142,6 +166,60 @@ async def read_pages(
                 _note(progress, plan)
                 return
             throttle.succeeded()
+            answers.append((offset, answer))
+            if plan.total is None:
+                # Until a page shows the batch's total, nothing bounds the
+                # read-ahead: decode first, so as not to ask past the end.
+                decode_answers()
+            wake.set()
+            following = next_request(len(tasks) - 1)
+            if following is None:
+                return
+            offset, retry, wait = following
+
+    def finished(task: asyncio.Task[None]) -> None:
+        tasks.discard(task)
+        tasks_owner.discard(task)
+        if task.cancelled():
+            fail(BlatError("the read was interrupted: its client was closed"))
+        elif (error := task.exception()) is not None:
+            fail(error)
+        wake.set()
+
+    def start(offset: int, retry: int, wait: float) -> None:
+        task = asyncio.create_task(chain(offset, retry, wait), name=f"blat-from-{offset}")
+        tasks.add(task)
+        tasks_owner.add(task)
+        task.add_done_callback(finished)
+
+    def launch() -> None:
+        if plan.done:
+            return
+        free = throttle.limit - len(tasks)
+        while free > 0 and retries:
+            start(*retries.popleft())
+            free -= 1
+        if free > 0:
+            for offset in plan.to_fetch(len(plan.in_flight) + free):
+                start(offset, 0, 0.0)
+
+    def decode_answers() -> None:
+        while answers and failure is None and not plan.done:
+            offset, answer = answers.popleft()
+            try:
+                # Asked only now: items delivered meanwhile are not structured.
+                page, skipped = answer.decode(plan.needed_from() - offset)
+            except BlatError as error:
+                wait = retry_delay(error, answer.retries, offset)
+                if wait is not None:
+                    retries.append((offset, answer.retries + 1, wait))
+                    continue
+                _note(progress, plan)
+                if plan.failed(offset):
+                    fail(error)
+                else:
+                    logger.debug("read-ahead of from=%d failed, will ask again: %r", offset, error)
+                continue
             try:
                 deliveries = plan.arrived(offset, page, skipped=skipped)
             except PaginationError as contradiction:
@@ -153,34 +231,13 @@ async def read_pages(
                 ready.extend(deliveries)
                 # Pages waiting to be handed out count against the read's window.
                 plan.handing_out += len(deliveries)
-                wake.set()
             if plan.contradiction is not None:
                 fail(plan.contradiction)
-                return
-            following = plan.to_fetch(min(throttle.limit, len(plan.in_flight) + 1))
-            if not following:
-                return
-            (offset,) = following
-
-    def finished(task: asyncio.Task[None]) -> None:
-        tasks.discard(task)
-        tasks_owner.discard(task)
-        if task.cancelled():
-            fail(BlatError("the read was interrupted: its client was closed"))
-        elif (error := task.exception()) is not None:
-            fail(error)
-        wake.set()
-
-    def launch() -> None:
-        for offset in plan.to_fetch(throttle.limit):
-            task = asyncio.create_task(chain(offset), name=f"blat-from-{offset}")
-            tasks.add(task)
-            tasks_owner.add(task)
-            task.add_done_callback(finished)
 
     try:
         while True:
             check_open()
+            decode_answers()
             if failure is None:
                 launch()
             if ready:

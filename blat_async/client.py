@@ -6,7 +6,7 @@ import asyncio
 import logging
 import os
 import random
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from types import TracebackType
 from typing import Self
@@ -17,7 +17,7 @@ from yarl import URL
 
 from . import _defaults
 from ._pagination import Delivery, PageSizeGuess, ReadPlan
-from ._protocol import PagePath, build_headers, decode_page_response, normalize_base_url
+from ._protocol import Answer, PagePath, build_headers, error_from_response, normalize_base_url
 from ._readahead import PollPolicy, ReadProgress, read_pages
 from ._retry import DEFAULT_RETRY, RatePause, RetryPolicy, Throttle
 from ._version import __version__
@@ -238,51 +238,70 @@ class BlatClient:
         path = PagePath(self._base_url, batch_id)
         offset = _check_int("from_", from_)
         self._check_open()
-        page, _skipped = await self._fetch(path, offset, None)
-        return page
+        return await self._fetch(path, offset)
 
-    async def _fetch(
-        self,
-        path: PagePath,
-        offset: int,
-        throttle: Throttle | None,
-        needed_from: Callable[[], int] | None = None,
-    ) -> tuple[_Page, int]:
-        """Fetch a page, retrying failures the policy allows; the last error is raised.
-
-        ``needed_from`` gives, once the body is in, the first offset the read
-        still needs: the items before it are not structured. Returns the page
-        and how many leading items it left out.
-        """
+    async def _fetch(self, path: PagePath, offset: int) -> _Page:
+        """Fetch and decode a page, retrying what the policy allows; the last error is raised."""
         url = path.url(offset)
         retry = 0
         while True:
-            await self._pause.wait()
+            answer = await self._receive(url, None, retry)
             try:
-                return await self._attempt(url, offset, needed_from)
+                page, _skipped = answer.decode()
             except BlatError as error:
-                delay = self._retry.delay_for(error, retry, self._rng)
+                delay = self._retry_delay(error, answer.retries, url, None)
                 if delay is None:
                     raise
-                if isinstance(error, RateLimitError):
-                    self._pause.extend(delay)
-                    if throttle is not None:
-                        throttle.rate_limited()
-                retry += 1
-                logger.info(
-                    "retry %d of %d for GET %s in %.2f s: %s",
-                    retry,
-                    self._retry.max_retries,
-                    url,
-                    delay,
-                    error,
-                )
-                await asyncio.sleep(delay)
+            else:
+                return page
+            retry = answer.retries + 1
+            await asyncio.sleep(delay)
 
-    async def _attempt(
-        self, url: URL, offset: int, needed_from: Callable[[], int] | None
-    ) -> tuple[_Page, int]:
-        """Send one request and decode its answer; every failure becomes a `BlatError`."""
+    async def _receive(self, url: URL, throttle: Throttle | None, retry: int = 0) -> Answer:
+        """Send a request until a successful answer is in, retrying what the policy allows.
+
+        ``retry`` counts the retries the request already took (a body that
+        would not decode is asked for again from here). A 429 lowers
+        ``throttle``; the last error is raised.
+        """
+        while True:
+            await self._pause.wait()
+            try:
+                return await self._attempt(url, retry)
+            except BlatError as error:
+                delay = self._retry_delay(error, retry, url, throttle)
+                if delay is None:
+                    raise
+            retry += 1
+            await asyncio.sleep(delay)
+
+    def _retry_delay(
+        self, error: BlatError, retry: int, url: URL, throttle: Throttle | None
+    ) -> float | None:
+        """Return the wait before retrying after ``error``, the ``retry``-th retry from 0.
+
+        ``None`` means give up. A 429 also pauses every request of the client
+        and lowers ``throttle``.
+        """
+        delay = self._retry.delay_for(error, retry, self._rng)
+        if delay is None:
+            return None
+        if isinstance(error, RateLimitError):
+            self._pause.extend(delay)
+            if throttle is not None:
+                throttle.rate_limited()
+        logger.info(
+            "retry %d of %d for GET %s in %.2f s: %s",
+            retry + 1,
+            self._retry.max_retries,
+            url,
+            delay,
+            error,
+        )
+        return delay
+
+    async def _attempt(self, url: URL, retry: int) -> Answer:
+        """Send one request and read its answer; every failure becomes a `BlatError`."""
         session = self._get_session()
         try:
             # Redirects are not followed, so the key never reaches another
@@ -317,9 +336,9 @@ class BlatClient:
             raise APIConnectionError(f"{type(exc).__name__}: {exc} (GET {url})") from _without_key(
                 exc
             )
-        # Asked only now: the read may have moved on while the request travelled.
-        skip = 0 if needed_from is None else needed_from() - offset
-        return decode_page_response(status, headers, body, url=str(url), skip=skip)
+        if not 200 <= status < 300:
+            raise error_from_response(status, headers, body, url=str(url))
+        return Answer(status, headers, body, str(url), retry)
 
     # -- every page, every item ----------------------------------------------
 
@@ -439,13 +458,17 @@ class BlatClient:
         poll: PollPolicy | None,
         progress: ReadProgress | None,
     ) -> AsyncGenerator[Delivery, None]:
-        async def fetch(offset: int, throttle: Throttle) -> tuple[_Page, int]:
-            return await self._fetch(path, offset, throttle, plan.needed_from)
+        async def receive(offset: int, throttle: Throttle, retry: int) -> Answer:
+            return await self._receive(path.url(offset), throttle, retry)
+
+        def retry_delay(error: BlatError, retry: int, offset: int) -> float | None:
+            return self._retry_delay(error, retry, path.url(offset), None)
 
         if progress is not None:
             progress.offset = plan.start
         return read_pages(
-            fetch,
+            receive,
+            retry_delay,
             plan,
             Throttle(concurrency),
             tasks_owner=self._tasks,

@@ -13,7 +13,15 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from blat_async import BlatClient, BlatError, ReadEnd, ReadProgress
+from blat_async import (
+    BlatClient,
+    BlatError,
+    ReadEnd,
+    ReadProgress,
+    ResponseValidationError,
+    RetryPolicy,
+)
+from blat_async._protocol import Answer
 from blat_async.testing import FakeBlatServer, Fault
 
 from .conftest import job_ids, page
@@ -329,3 +337,69 @@ async def test_the_next_request_travels_while_the_caller_handles_a_page(
     [second] = [r for r in server.requests if r.from_ == 10]
     assert second.started < finished_first_page
     assert server.max_in_flight == 1
+
+
+async def test_the_next_request_leaves_before_the_answer_is_decoded(
+    server: FakeBlatServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batch = server.add_batch(size=40)
+    events: list[tuple[str, int]] = []
+    decode = Answer.decode
+
+    def logged_decode(answer: Answer, skip: int = 0) -> Any:
+        events.append(("decode", int(answer.url.rpartition("=")[2])))
+        return decode(answer, skip)
+
+    monkeypatch.setattr(Answer, "decode", logged_decode)
+    async with client_for(server, concurrency=1) as client:
+        attempt = client._attempt
+
+        async def logged_attempt(url: Any, retry: int) -> Answer:
+            events.append(("send", int(url.query["from"])))
+            return await attempt(url, retry)
+
+        monkeypatch.setattr(client, "_attempt", logged_attempt)
+        items = [item async for item in client.iter_batch_scrape_sitemap(batch.batch_id)]
+    assert job_ids(items) == batch.job_ids
+    assert [offset for kind, offset in events if kind == "send"] == [0, 10, 20, 30]
+    # The first page is decoded before anything else is sent: only its total
+    # bounds the read-ahead. From then on, each request leaves before the
+    # answer in front of it is decoded.
+    assert events.index(("decode", 0)) < events.index(("send", 10))
+    for offset in (10, 20):
+        assert events.index(("send", offset + 10)) < events.index(("decode", offset))
+
+
+async def test_an_answer_that_does_not_decode_is_asked_again_within_the_concurrency(
+    server: FakeBlatServer,
+) -> None:
+    batch = server.add_batch(size=300, latency=0.002)
+    for offset in (100, 150, 160, 250):
+        server.inject(Fault.malformed_json(), from_=offset, times=2)
+    retry = RetryPolicy(max_retries=3, initial_delay=0.001, max_delay=0.002)
+    async with client_for(server, concurrency=3, retry=retry) as client:
+        items = [item async for item in client.iter_batch_scrape_sitemap(batch.batch_id)]
+    assert job_ids(items) == batch.job_ids
+    asked = [r.from_ for r in server.requests]
+    assert all(asked.count(offset) == 3 for offset in (100, 150, 160, 250))
+    assert server.max_in_flight <= 3
+
+
+async def test_an_answer_that_never_decodes_ends_the_read_after_its_retries(
+    server: FakeBlatServer,
+) -> None:
+    batch = server.add_batch(size=300)
+    server.inject(Fault.malformed_json(), from_=150, times=None)
+    retry = RetryPolicy(max_retries=2, initial_delay=0.001, max_delay=0.002)
+    seen: list[str | None] = []
+
+    async def read() -> None:
+        async for item in client.iter_batch_scrape_sitemap(batch.batch_id):
+            seen.append(item.metadata.job_id if item.metadata else None)
+
+    async with client_for(server, concurrency=4, retry=retry) as client:
+        with pytest.raises(ResponseValidationError, match="not JSON"):
+            await read()
+        assert not blat_tasks()
+    assert seen == batch.job_ids[:150]
+    assert [r.from_ for r in server.requests].count(150) == 3
