@@ -152,6 +152,8 @@ class ReadPlan:
     ended: ReadEnd | None = attrs.field(default=None, init=False)
     waiting: bool = attrs.field(default=False, init=False)
     in_flight: set[int] = attrs.field(factory=set, init=False)
+    uneven: bool = attrs.field(default=False, init=False)
+    """A page before the batch's end held more or fewer items than the one before."""
     handing_out: int = attrs.field(default=0, init=False)
     """Pages delivered but not yet handed to the caller; they count in the window."""
     _ready: dict[int, BatchScrapeSitemapStatusResponse] = attrs.field(factory=dict, init=False)
@@ -277,6 +279,12 @@ class ReadPlan:
         self._note_batch(offset, page)
         count = skipped + len(page.data)
         if count:
+            if (
+                self.page_size is not None
+                and count != self.page_size
+                and (self.total is None or offset + count < self.total)
+            ):
+                self.uneven = True
             if count > (self.page_size or 0):
                 self.page_size = count
                 # Offsets planned with a guessed or smaller size are walked
@@ -294,6 +302,12 @@ class ReadPlan:
             # An empty page ends the read when the read reaches its offset.
             # In follow mode an empty read-ahead page is stale by then.
             self._ready[offset] = page
+        elif offset > self.cursor:
+            # A running batch ends, for now, before this offset: pages further
+            # ahead would come back empty too. Only the cursor is asked for
+            # until items come, then the read-ahead starts again from there.
+            self._probing = True
+            self._frontier = self.cursor
         return self._drain()
 
     def _note_batch(self, offset: int, page: BatchScrapeSitemapStatusResponse) -> None:

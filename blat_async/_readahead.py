@@ -113,8 +113,9 @@ async def read_pages(
     the ones that arrived alongside are decoded, so no request waits for
     decoding. The generator decodes the answers, hands them to the plan,
     hands the deliveries out, and starts new chains when the window frees up.
-    Until the batch's ``total`` is known, a chain decodes the answers first:
-    only they can bound the read-ahead.
+    A chain decodes first until the batch's ``total`` is known, and, in
+    follow mode or once pages have varied in length, when its answer holds
+    the item the read waits for: those answers decide what to ask next.
 
     ``tasks_owner`` is the client's set of running fetches, so that closing
     the client can cancel them; ``check_open`` raises once it is closed, and
@@ -167,9 +168,11 @@ async def read_pages(
                 return
             throttle.succeeded()
             answers.append((offset, answer))
-            if plan.total is None:
-                # Until a page shows the batch's total, nothing bounds the
-                # read-ahead: decode first, so as not to ask past the end.
+            if plan.total is None or (offset <= plan.cursor and (plan.follow or plan.uneven)):
+                # Decoded first: until a page shows the batch's total, nothing
+                # bounds the read-ahead. And the page the read waits for, from
+                # a running batch or a server whose pages vary in length, may
+                # be short or empty, which changes what to ask for next.
                 decode_answers()
             wake.set()
             following = next_request(len(tasks) - 1)

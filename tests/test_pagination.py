@@ -547,6 +547,47 @@ def test_follow_empty_read_ahead_page_is_not_the_end() -> None:
     assert plan.to_fetch(1) == [20]
 
 
+def test_follow_empty_read_ahead_page_stops_the_read_ahead_until_items_come() -> None:
+    plan = _following_at(10, window=6)
+    assert plan.to_fetch(4) == [10, 20, 30, 40]
+    plan.arrived(30, _page([], status="running"))
+
+    # The batch ends before 30 for now: nothing is asked past what is in flight.
+    plan.arrived(40, _page([], status="running"))
+    assert plan.to_fetch(6) == []
+
+    deliveries = plan.arrived(10, _at(10, 10, status="running"))
+
+    assert _ids(deliveries) == _expected(10, 20)
+    # Items came: the read-ahead starts again, from the cursor on.
+    assert plan.to_fetch(6) == [30, 40, 50, 60, 70]
+
+
+def test_a_page_of_another_length_before_the_end_marks_the_server_uneven() -> None:
+    plan = ReadPlan(0, window=8)
+    plan.to_fetch(1)
+    plan.arrived(0, _at(0, 10, total=100))
+    plan.to_fetch(3)
+    plan.arrived(10, _at(10, 10, total=100))
+    assert not plan.uneven
+
+    plan.arrived(20, _at(20, 4, total=100))
+
+    assert plan.uneven
+
+
+def test_a_short_last_page_does_not_mark_the_server_uneven() -> None:
+    plan = ReadPlan(0, window=8)
+    plan.to_fetch(1)
+    plan.arrived(0, _at(0, 10, total=14))
+    plan.to_fetch(2)
+
+    plan.arrived(10, _at(10, 4, total=14))
+
+    assert plan.done
+    assert not plan.uneven
+
+
 def test_follow_resume_does_not_ask_for_an_offset_already_in_flight() -> None:
     plan = _following_at(10, window=4)
     assert plan.to_fetch(4) == [10, 20, 30, 40]

@@ -403,3 +403,22 @@ async def test_an_answer_that_never_decodes_ends_the_read_after_its_retries(
         assert not blat_tasks()
     assert seen == batch.job_ids[:150]
     assert [r.from_ for r in server.requests].count(150) == 3
+
+
+async def test_follow_does_not_run_ahead_of_a_growing_batch(server: FakeBlatServer) -> None:
+    batch = server.add_batch(size=100_000, latency=0.002, jobs_per_second=200)
+    items: list[Any] = []
+
+    async def follow(client: BlatClient) -> None:
+        async for item in client.iter_batch_scrape_sitemap(
+            batch.batch_id, follow=True, poll_interval=0.05
+        ):
+            items.append(item)
+
+    async with client_for(server, concurrency=6) as client:
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(follow(client), 0.6)
+    assert job_ids(items) == batch.job_ids[: len(items)]
+    # Read-ahead past the batch's visible end stops at its first empty page:
+    # at most the read's window (12 pages) is ever asked beyond what was read.
+    assert max(r.from_ or 0 for r in server.requests) < len(items) + 250
