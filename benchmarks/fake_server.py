@@ -10,8 +10,8 @@ address, then talks to it over stdin, one command a line:
 
 The server runs on uvloop when it is installed (the ``bench`` extra installs
 it), unless ``--loop=asyncio``. The readers do not: they run on asyncio's own
-loop, as applications do. On asyncio's loop, aiohttp.web's own work per
-request (about 0.1 ms of CPU, more than the fake server's handler) delays the
+loop, as applications do. On asyncio's loop, the server's work per request
+(about 0.1 ms of CPU, two thirds of it in aiohttp.web and the loop) delays the
 answers of a round of concurrent requests, and the server, not the client,
 would set the pace of the latency-bound scenario.
 """
