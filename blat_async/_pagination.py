@@ -165,6 +165,8 @@ class ReadPlan:
     _repeats: int = attrs.field(default=0, init=False)
     contradiction: PaginationError | None = attrs.field(default=None, init=False)
     """A repeat found after good pages of the same arrival; raised once those are handed out."""
+    _empty_from: int | None = attrs.field(default=None, init=False)
+    """The lowest offset an empty page came back from (not in follow mode): the read ends there."""
     _probing: bool = attrs.field(default=False, init=False)
     """Caught up with a running batch: ask for the cursor alone until items come."""
 
@@ -181,8 +183,8 @@ class ReadPlan:
     # -- what to fetch -------------------------------------------------------
 
     def _bound(self) -> int | None:
-        """The offset no fetch needs to reach: ``stop`` or ``total``, whichever is lower."""
-        bounds = [b for b in (self.stop, self.total) if b is not None]
+        """The offset no fetch needs to reach: the lowest of stop, total and an empty page's."""
+        bounds = [b for b in (self.stop, self.total, self._empty_from) if b is not None]
         return min(bounds) if bounds else None
 
     def _stride(self) -> int | None:
@@ -299,9 +301,12 @@ class ReadPlan:
                 if held is None or len(held.data) < len(page.data):
                     self._ready[first] = page
         elif offset == self.cursor or (offset > self.cursor and not self.follow):
-            # An empty page ends the read when the read reaches its offset.
-            # In follow mode an empty read-ahead page is stale by then.
+            # An empty page ends the read when the read reaches its offset, so
+            # nothing past it is needed. In follow mode an empty read-ahead
+            # page is stale by then.
             self._ready[offset] = page
+            if self._empty_from is None or offset < self._empty_from:
+                self._empty_from = offset
         elif offset > self.cursor:
             # A running batch ends, for now, before this offset: pages further
             # ahead would come back empty too. Only the cursor is asked for

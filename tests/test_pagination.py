@@ -563,6 +563,21 @@ def test_follow_empty_read_ahead_page_stops_the_read_ahead_until_items_come() ->
     assert plan.to_fetch(6) == [30, 40, 50, 60, 70]
 
 
+def test_nothing_is_asked_past_an_empty_read_ahead_page() -> None:
+    plan = ReadPlan(0, window=8)
+    plan.to_fetch(1)
+    plan.arrived(0, _at(0, 10, total=1_000, status="running"))
+    assert plan.to_fetch(4) == [10, 20, 30, 40]
+
+    plan.arrived(30, _page([], total=1_000, status="running"))
+
+    assert plan.to_fetch(8) == []
+    plan.arrived(10, _at(10, 10, total=1_000, status="running"))
+    plan.arrived(20, _at(20, 10, total=1_000, status="running"))
+    assert plan.done
+    assert plan.ended is ReadEnd.EMPTY_PAGE
+
+
 def test_a_page_of_another_length_before_the_end_marks_the_server_uneven() -> None:
     plan = ReadPlan(0, window=8)
     plan.to_fetch(1)
