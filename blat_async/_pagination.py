@@ -153,7 +153,7 @@ class ReadPlan:
     waiting: bool = attrs.field(default=False, init=False)
     in_flight: set[int] = attrs.field(factory=set, init=False)
     uneven: bool = attrs.field(default=False, init=False)
-    """A page before the batch's end held more or fewer items than the one before."""
+    """A page before the batch's end held another number of items than the largest so far."""
     handing_out: int = attrs.field(default=0, init=False)
     """Pages delivered but not yet handed to the caller; they count in the window."""
     _ready: dict[int, BatchScrapeSitemapStatusResponse] = attrs.field(factory=dict, init=False)
@@ -165,8 +165,6 @@ class ReadPlan:
     _repeats: int = attrs.field(default=0, init=False)
     contradiction: PaginationError | None = attrs.field(default=None, init=False)
     """A repeat found after good pages of the same arrival; raised once those are handed out."""
-    _empty_from: int | None = attrs.field(default=None, init=False)
-    """The lowest offset an empty page came back from (not in follow mode): the read ends there."""
     _probing: bool = attrs.field(default=False, init=False)
     """Caught up with a running batch: ask for the cursor alone until items come."""
 
@@ -184,7 +182,11 @@ class ReadPlan:
 
     def _bound(self) -> int | None:
         """The offset no fetch needs to reach: the lowest of stop, total and an empty page's."""
-        bounds = [b for b in (self.stop, self.total, self._empty_from) if b is not None]
+        bounds = [b for b in (self.stop, self.total) if b is not None]
+        if not self.follow:
+            # A buffered empty page ends the read when the read reaches it
+            # (it is dropped if a page before it reaches past it).
+            bounds += [offset for offset, page in self._ready.items() if not page.data]
         return min(bounds) if bounds else None
 
     def _stride(self) -> int | None:
@@ -301,12 +303,9 @@ class ReadPlan:
                 if held is None or len(held.data) < len(page.data):
                     self._ready[first] = page
         elif offset == self.cursor or (offset > self.cursor and not self.follow):
-            # An empty page ends the read when the read reaches its offset, so
-            # nothing past it is needed. In follow mode an empty read-ahead
-            # page is stale by then.
+            # An empty page ends the read when the read reaches its offset.
+            # In follow mode an empty read-ahead page is stale by then.
             self._ready[offset] = page
-            if self._empty_from is None or offset < self._empty_from:
-                self._empty_from = offset
         elif offset > self.cursor:
             # A running batch ends, for now, before this offset: pages further
             # ahead would come back empty too. Only the cursor is asked for

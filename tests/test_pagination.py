@@ -578,6 +578,25 @@ def test_nothing_is_asked_past_an_empty_read_ahead_page() -> None:
     assert plan.ended is ReadEnd.EMPTY_PAGE
 
 
+def test_the_read_ahead_resumes_once_a_longer_page_reaches_past_an_empty_one() -> None:
+    plan = ReadPlan(0, window=8)
+    plan.to_fetch(1)
+    plan.arrived(0, _at(0, 10, status="running"))
+    assert plan.to_fetch(4) == [10, 20, 30, 40]
+    plan.arrived(30, _page([], status="running"))
+    plan.arrived(40, _page([], status="running"))
+    plan.arrived(10, _at(10, 10, status="running"))
+    # The batch grew: the page at 20 reaches past the empty page at 30.
+    plan.arrived(20, _at(20, 15, status="running"))
+    assert not plan.done
+    assert plan.to_fetch(4) == [35]
+
+    plan.arrived(35, _at(35, 15, status="running"))
+
+    assert plan.cursor == 50
+    assert plan.to_fetch(4) == [50, 65, 80, 95]
+
+
 def test_a_page_of_another_length_before_the_end_marks_the_server_uneven() -> None:
     plan = ReadPlan(0, window=8)
     plan.to_fetch(1)

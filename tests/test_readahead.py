@@ -422,3 +422,21 @@ async def test_follow_does_not_run_ahead_of_a_growing_batch(server: FakeBlatServ
     # Read-ahead past the batch's visible end stops at its first empty page:
     # at most the read's window (12 pages) is ever asked beyond what was read.
     assert max(r.from_ or 0 for r in server.requests) < len(items) + 250
+
+
+async def test_follow_reads_ahead_again_after_catching_up(server: FakeBlatServer) -> None:
+    batch = server.add_batch(size=400, visible=20, latency=0.005)
+    items: list[Any] = []
+    async with client_for(server, concurrency=4) as client:
+        async for item in client.iter_batch_scrape_sitemap(
+            batch.batch_id, follow=True, poll_interval=0.02
+        ):
+            items.append(item)
+            if len(items) == 20:
+                # Let the read catch up with the running batch and wait, then complete it.
+                await asyncio.sleep(0.1)
+                batch.complete()
+                server.reset_requests()
+    assert job_ids(items) == batch.job_ids
+    # The rest of the batch is read four requests at a time again, not one by one.
+    assert server.max_in_flight == 4
