@@ -196,15 +196,10 @@ async def read_pages(
         task.add_done_callback(finished)
 
     def launch() -> None:
-        if plan.done:
-            return
-        free = throttle.limit - len(tasks)
-        while free > 0 and retries:
-            start(*retries.popleft())
-            free -= 1
-        if free > 0:
-            for offset in plan.to_fetch(len(plan.in_flight) + free):
-                start(offset, 0, 0.0)
+        # One request at a time, as a chain picks its next: each started task
+        # counts against the limit before the next is chosen.
+        while (following := next_request(len(tasks))) is not None:
+            start(*following)
 
     def decode_answers() -> None:
         while answers and failure is None and not plan.done:
