@@ -29,7 +29,7 @@ from .models import (
     BatchScrapeSitemapStatusResponse,
 )
 
-__all__ = ["StructureError", "structure_page", "structure_page_after"]
+__all__ = ["StructureError", "structure_page"]
 
 _T = TypeVar("_T")
 
@@ -223,31 +223,15 @@ def _first_problem(exc: BaseException) -> tuple[str, str]:
 
 def structure_page(value: Any) -> BatchScrapeSitemapStatusResponse:
     """Structure one decoded JSON page; raise `StructureError` naming the bad field."""
-    return structure_page_after(value, 0)[0]
-
-
-def structure_page_after(value: Any, skip: int) -> tuple[BatchScrapeSitemapStatusResponse, int]:
-    """Structure a page but its first ``skip`` items, which the caller already has.
-
-    Returns the page, holding only the items after those skipped, and how
-    many were skipped: never the last one, so that a page with items never
-    comes back empty. Skipped items are neither structured nor checked.
-    """
-    trimmed, skipped = value, 0
-    if skip > 0 and type(value) is dict:
-        data = value.get("data")
-        if type(data) is list and len(data) > 1:
-            skipped = min(skip, len(data) - 1)
-            trimmed = {**value, "data": data[skipped:]}
     try:
-        return _STRUCTURE_PAGE(trimmed, BatchScrapeSitemapStatusResponse), skipped
+        return _STRUCTURE_PAGE(value, BatchScrapeSitemapStatusResponse)
     except Exception:  # noqa: BLE001, S110 - structured again below, to say where and why
         pass
     try:
-        # The whole page, so that the path names the field's place in the response.
+        # The detailed converter names the field's place in the response.
         page = _STRUCTURE_PAGE_DETAILED(value, BatchScrapeSitemapStatusResponse)
     except Exception as exc:
         path, problem = _first_problem(exc)
         raise StructureError(path, problem) from exc
     # Unreachable for these hooks: both converters accept the same values.
-    return page, 0  # pragma: no cover
+    return page  # pragma: no cover

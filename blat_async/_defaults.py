@@ -21,18 +21,20 @@ staying at the per-host connection count browsers use, which servers are
 sized for. A 429 lowers it for the rest of the read.
 """
 
-GUESSED_PAGE_SIZE: Final = 10
-"""The page size a client assumes until a page shows the server's own.
-
-The API's batch endpoints document pages of 10. With a guess, a read's first
-round already asks ``concurrency`` pages instead of waiting a round trip for
-the first one; the cost of a wrong guess is bounded by that first round.
-"""
-
 READ_AHEAD_PAGES_PER_REQUEST: Final = 2
 """Pages a read may hold at once, per request it keeps in flight.
 
-Counting those in flight, those buffered, and those being handed out.
+Counting those in flight, those buffered, and the one being handed out.
+"""
+
+READ_AHEAD_BYTES: Final = 2 * 1024 * 1024
+"""The page bodies, in bytes, a read may hold at once; it never holds fewer than two pages.
+
+Measured on the largest body the read has received. Pages of 10 items keep
+the whole window (a 10-item page of 20 links a job is about 10 KB); pages of
+1,000 items of 20 links (about 1 MB each, several MB once decoded) are read
+one page ahead, which keeps a read's memory close to a loop that reads one
+page at a time.
 """
 
 DEFAULT_POLL_INTERVAL: Final = 2.0

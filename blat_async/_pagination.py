@@ -1,4 +1,4 @@
-"""When a batch has been fully read, and which offsets to fetch next: no I/O.
+"""The plan of one read: what to fetch, what arrived, what to hand out, and when it ends. No I/O.
 
 The end-of-read rules
 =====================
@@ -6,38 +6,62 @@ The end-of-read rules
 A read yields every item of a batch exactly once, in offset order, and ends:
 
 1. at ``stop``, when the caller gave one (items past it are not yielded);
-2. when a page comes back with no items (in follow mode: when the batch's
-   status is final, or otherwise it waits and asks again);
-3. when the offset reaches ``total``, when the server sends one.
+2. when the offset reaches ``total``, when the server sends one;
+3. when the page at the read's offset comes back with no items (in follow
+   mode, only once the batch's status is final; before, it waits and asks
+   again).
 
 ``processed`` never ends a read: it counts *successful* scrapes only, and
 failed sitemap jobs are items too. A page shorter than the one before is
-not, by itself, the end: the next offset is asked for.
+not, by itself, the end: the offset after its last item is asked for.
 
-`end_of_read` states these rules as one function; `ReadPlan` applies them to
-pages that may arrive out of order from concurrent requests.
+What a read asks for
+====================
+
+A read asks only for items it knows it still needs:
+
+- Its first request goes alone: it shows the page size and ``total``.
+- Then it reads ahead at ``start + k * page_size``, aligned to the server's
+  pages, but only below ``stop`` and below the end of what is known to
+  exist: ``total`` once the batch is finished, and while it runs, the most
+  that ``processed`` and the pages seen so far show. Without a ``total``,
+  nothing is known, and the read-ahead past the end costs at most the
+  requests that were already in flight when the end showed.
+- A page shorter than the page size leaves a gap, asked for next.
+- Each offset has one retry budget for the whole read (`failed_attempt`),
+  and an offset whose request gave up is never asked for again: its error is
+  raised when the read reaches it, after every item before it.
+- In follow mode, a short or empty page at the read's offset of a running
+  batch means the read has caught up: it is `waiting`, and asks again only
+  when the runner calls `poll` after the poll interval.
+
+`ReadPlan` holds every count of a read (in flight, buffered, handed out,
+retries per offset); the runner in ``_readahead.py`` only calls its verbs.
 """
 
 from __future__ import annotations
 
 import enum
-from itertools import islice
-from typing import Final, NoReturn, cast
+from collections import deque
+from typing import Final
 
 import attrs
 
-from .errors import PaginationError
-from .models import BatchScrapeSitemapData, BatchScrapeSitemapStatusResponse
+from ._repeats import RepeatGuard
+from .errors import BlatError, PaginationError
+from .models import BatchScrapeSitemapStatusResponse
 
 __all__ = [
     "FINAL_STATUSES",
+    "BatchView",
     "Delivery",
-    "PageSizeGuess",
     "ReadEnd",
     "ReadPlan",
     "end_of_read",
     "is_final_status",
 ]
+
+_Page = BatchScrapeSitemapStatusResponse
 
 FINAL_STATUSES: Final = frozenset(
     {
@@ -57,12 +81,6 @@ FINAL_STATUSES: Final = frozenset(
     }
 )
 """Batch statuses after which no more items appear (compared without case)."""
-
-_RECENT_JOB_IDS: Final = 2048
-"""How many recent job ids, at least, are remembered to catch a server that repeats itself."""
-
-_UNIFORM_REPEATS: Final = 3
-"""Pages of one repeated item, without job id, tolerated in a row before calling it a loop."""
 
 
 def is_final_status(status: str | None) -> bool:
@@ -88,14 +106,15 @@ def end_of_read(
 
     ``next_offset`` is the offset after the page's items, ``page_items`` how
     many items the page held. Returns why the read ended, or ``None`` to go
-    on at ``next_offset``.
+    on at ``next_offset``. In follow mode, an empty page of a running batch
+    is not the end: the read waits instead (see `ReadPlan`).
     """
     if stop is not None and next_offset >= stop:
         return ReadEnd.STOP
-    if page_items == 0:
-        return ReadEnd.EMPTY_PAGE
     if total is not None and next_offset >= total:
         return ReadEnd.TOTAL
+    if page_items == 0:
+        return ReadEnd.EMPTY_PAGE
     return None
 
 
@@ -104,339 +123,372 @@ class Delivery:
     """A page ready to hand to the caller: its first item's offset and its new items."""
 
     offset: int
-    page: BatchScrapeSitemapStatusResponse
+    page: _Page
+
+
+@attrs.frozen
+class _Sent:
+    """A request in flight."""
+
+    end: int
+    """The offset past the page it asks for, as far as the plan knows the page size."""
+    order: int
+    """When it was sent, counting the read's requests from 1."""
+    total: int | None
+    """The batch's ``total`` that the read knew when it was sent."""
 
 
 @attrs.define
-class PageSizeGuess:
-    """The page size a read assumes before its first page shows the real one.
+class BatchView:
+    """What a read knows of its batch, from the pages that arrived.
 
-    Shared by the reads of one client: a page that stops short of the batch's
-    ``total`` shows the server's page size, and the next read starts from it.
+    Pages may arrive in another order than their requests were sent: each
+    field is the one of the latest-sent page that had it, and a contradiction
+    is judged in the order the requests were sent.
     """
 
-    size: int
+    total: int | None = None
+    status: str | None = None
+    processed: int | None = None
+    seen_end: int = 0
+    """The offset past the last item any page held."""
+    _order: int = 0
+
+    @property
+    def final(self) -> bool:
+        """Whether the batch's status says no more items will appear."""
+        return is_final_status(self.status)
+
+    def note(self, page: _Page, offset: int, sent: _Sent) -> None:
+        """Take in the page fetched at ``offset``; raise `PaginationError` if it contradicts."""
+        if page.total is not None:
+            if sent.total is not None and page.total < sent.total:
+                # The request went out after a page with the larger total had
+                # arrived: the server's total went down in between.
+                raise PaginationError(
+                    f"the batch's total shrank from {sent.total} to {page.total} "
+                    f"(page at from={offset}); the server contradicts itself"
+                )
+            self.total = page.total if self.total is None else max(self.total, page.total)
+        if sent.order > self._order:
+            self._order = sent.order
+            if page.status is not None:
+                self.status = page.status
+            if page.processed is not None:
+                self.processed = page.processed
+        if page.data:
+            self.seen_end = max(self.seen_end, offset + len(page.data))
+
+    def known_end(self) -> int | None:
+        """The offset below which items are known to exist; ``None`` when nothing says.
+
+        A finished batch (or one whose status is not given) holds ``total``
+        items. A running batch holds at least its ``processed`` successful
+        jobs and the items already seen.
+        """
+        running = self.status is not None and not self.final
+        if not running:
+            return self.total
+        known = max(self.processed or 0, self.seen_end)
+        return known if self.total is None else min(known, self.total)
 
 
-@attrs.define
 class ReadPlan:
-    """The state of one read: which offsets to fetch, and what to yield when a page arrives.
+    """One read's state and its rules: which offsets to request, and what to hand out.
 
-    Pages are addressed by offset, so after the first page shows the page
-    size, later offsets can be fetched before they are needed; with a
-    `PageSizeGuess`, the first round already asks for several pages. Whatever order
-    pages arrive in and whatever length they have, items are delivered once
-    and in order: a short page leaves a gap that is fetched next, a long page
-    overlaps the next one and the overlap is dropped.
-
-    The caller (the read-ahead engine) asks `to_fetch` what to request,
-    reports each answer with `arrived` or `failed`, and yields what `arrived`
-    returns until `ended` is set. In follow mode, `waiting` means the read
-    has caught up with a running batch; `resume` asks again.
+    The runner asks `next_offset` what to request, reports each request's
+    outcome with `arrived` or `gave_up` (and each failed attempt with
+    `failed_attempt`, which says how many retries the offset already had),
+    takes pages with `next_delivery` and says when the caller is done with
+    one with `handed_out`. The read is over when `ended` is set; in follow
+    mode, `waiting` means it has caught up with a running batch, and `poll`
+    lets it ask again. Whatever order pages arrive in and whatever length they
+    have, items are handed out once and in order.
     """
 
-    start: int
-    stop: int | None = None
-    follow: bool = False
-    window: int = 2
-    """How many pages may be in flight, buffered, or being handed out, at once."""
-    guess: PageSizeGuess | None = None
-    """The page size to assume until a page shows it; ``None``: ask for the first page alone."""
-
-    cursor: int = attrs.field(init=False)
-    """The offset of the next item to deliver."""
-    page_size: int | None = attrs.field(default=None, init=False)
-    total: int | None = attrs.field(default=None, init=False)
-    status: str | None = attrs.field(default=None, init=False)
-    processed: int | None = attrs.field(default=None, init=False)
-    ended: ReadEnd | None = attrs.field(default=None, init=False)
-    waiting: bool = attrs.field(default=False, init=False)
-    in_flight: set[int] = attrs.field(factory=set, init=False)
-    uneven: bool = attrs.field(default=False, init=False)
-    """A page before the batch's end held another number of items than the largest so far."""
-    handing_out: int = attrs.field(default=0, init=False)
-    """Pages delivered but not yet handed to the caller; they count in the window."""
-    _ready: dict[int, BatchScrapeSitemapStatusResponse] = attrs.field(factory=dict, init=False)
-    _frontier: int = attrs.field(init=False)
-    _recent: dict[str, int] = attrs.field(factory=dict, init=False)
-    """Offsets of the job ids delivered lately: at least the last 2,048 of them."""
-    _last_data: tuple[BatchScrapeSitemapData, ...] = attrs.field(default=(), init=False)
-    _last_offset: int = attrs.field(default=0, init=False)
-    _repeats: int = attrs.field(default=0, init=False)
-    contradiction: PaginationError | None = attrs.field(default=None, init=False)
-    """A repeat found after good pages of the same arrival; raised once those are handed out."""
-    _probing: bool = attrs.field(default=False, init=False)
-    """Caught up with a running batch: ask for the cursor alone until items come."""
-
-    def __attrs_post_init__(self) -> None:
-        self.cursor = self._frontier = self.start
-        if self.stop is not None and self.stop <= self.start:
+    def __init__(
+        self,
+        start: int,
+        stop: int | None = None,
+        *,
+        follow: bool = False,
+        window: int = 2,
+        window_bytes: int | None = None,
+    ) -> None:
+        self.start: Final = start
+        self.stop: Final = stop
+        self.follow: Final = follow
+        self.window: Final = window
+        """How many pages may be in flight, buffered, or being handed out, at once."""
+        self.window_bytes: Final = window_bytes
+        """How many bytes of page bodies those pages may hold; ``None``: no bound."""
+        self.batch = BatchView()
+        self.cursor = start
+        """The offset of the next item to hand out."""
+        self.page_size: int | None = None
+        """The server's page size, once a page shows it; until then, the longest page seen."""
+        self.ended: ReadEnd | None = None
+        self._trusted_size = False
+        """Whether a page stopped short of items known to exist, showing the page size."""
+        self._in_flight: dict[int, _Sent] = {}
+        self._sent = 0
+        self._failures: dict[int, int] = {}
+        """Failed attempts per offset in flight."""
+        self._ready: dict[int, tuple[_Page, bool]] = {}
+        """Pages arrived but not handed out, by offset, with whether each was full."""
+        self._gave_up: dict[int, tuple[int, BlatError]] = {}
+        """Offsets whose request gave up: the end of the page asked for, and the error."""
+        self._out: deque[Delivery] = deque()
+        self._handing_out = 0
+        self._error: BlatError | None = None
+        """The error that ends the read once the pages before it are handed out."""
+        self._largest_body = 0
+        self._short_at_cursor = False
+        """Whether the last page handed out at the cursor was short or empty."""
+        self._empty_at_cursor = False
+        """Whether the last page at the cursor was empty."""
+        self._caught_up = False
+        self._repeats = RepeatGuard()
+        if stop is not None and stop <= start:
             self.ended = ReadEnd.STOP
+
+    # -- state ---------------------------------------------------------------
 
     @property
     def done(self) -> bool:
         """Whether the read has ended."""
         return self.ended is not None
 
+    @property
+    def in_flight(self) -> int:
+        """Requests sent and not yet answered for good (retries included)."""
+        return len(self._in_flight)
+
+    @property
+    def held(self) -> int:
+        """Pages the read holds: in flight, buffered, and queued or being handed out."""
+        return len(self._in_flight) + len(self._ready) + len(self._out) + self._handing_out
+
+    @property
+    def waiting(self) -> bool:
+        """Caught up with a running batch, nothing in flight: wait, then `poll`."""
+        return self._caught_up and not self._in_flight and self._error is None
+
+    def effective_window(self) -> int:
+        """The page window, lowered so that the pages held fit in ``window_bytes``."""
+        if self.window_bytes is None or not self._largest_body:
+            return self.window
+        return max(2, min(self.window, self.window_bytes // self._largest_body))
+
     # -- what to fetch -------------------------------------------------------
 
-    def _bound(self) -> int | None:
-        """The offset no fetch needs to reach: the lowest of stop, total and an empty page's."""
-        bounds = [b for b in (self.stop, self.total) if b is not None]
-        if not self.follow:
-            # A buffered empty page ends the read when the read reaches it
-            # (it is dropped if a page before it reaches past it).
-            bounds += [offset for offset, page in self._ready.items() if not page.data]
-        return min(bounds) if bounds else None
+    def next_offset(self, limit: int) -> int | None:
+        """Return the next offset to request and count it in flight; ``None``: nothing now.
 
-    def _stride(self) -> int | None:
-        """The page size to plan with: the one seen, else the guess."""
-        if self.page_size is not None:
-            return self.page_size
-        return None if self.guess is None else self.guess.size
-
-    def _cursor_covered(self) -> bool:
-        if self.cursor in self.in_flight or self.cursor in self._ready:
-            return True
-        size = self._stride() or 1
-        return any(o <= self.cursor < o + size for o in self.in_flight)
-
-    def _covered_until(self, offset: int, stride: int) -> int | None:
-        """The end of what a request in flight or a buffered page holds from ``offset``."""
-        page = self._ready.get(offset)
-        if page is not None and not page.data:
-            # An empty page is the end of the batch when the read reaches it.
-            return offset + stride
-        ends = [o + stride for o in self.in_flight if o <= offset < o + stride]
-        ends += [o + len(p.data) for o, p in self._ready.items() if o <= offset < o + len(p.data)]
-        return max(ends, default=None)
-
-    def to_fetch(self, limit: int) -> list[int]:
-        """Return the offsets to request now, with at most ``limit`` requests in flight."""
-        if self.ended is not None or self.waiting or self.contradiction is not None:
-            return []
-        offsets = []
-        held = len(self.in_flight) + len(self._ready) + self.handing_out
-        if (
-            not self._cursor_covered()
-            and len(self.in_flight) < limit
+        ``limit`` is how many requests the read may have in flight.
+        """
+        if self.ended is not None or self._error is not None or self._caught_up:
+            return None
+        if len(self._in_flight) >= limit:
+            return None
+        held, window = self.held, self.effective_window()
+        if self._span_end(self.cursor) is None:
             # The cursor is asked for even in a full window, or pages buffered
             # past a gap would wait forever; but not while pages wait for the
             # caller, who frees the window by taking them.
-            and (self.handing_out == 0 or held < self.window)
-        ):
-            offsets.append(self.cursor)
-            self._mark_in_flight(self.cursor)
-        stride = self._stride()
-        if stride is None or self._probing:
-            # Without a page size seen or guessed, nothing can be fetched ahead;
-            # past the end of a running batch, guesses would all come back empty.
-            return offsets
-        bound = self._bound()
-        self._frontier = max(self._frontier, self.cursor)
-        while (
-            len(self.in_flight) < limit
-            and len(self.in_flight) + len(self._ready) + self.handing_out < self.window
-            and (bound is None or self._frontier < bound)
-        ):
-            covered = self._covered_until(self._frontier, stride)
-            if covered is not None:
-                self._frontier = covered
-                continue
-            offsets.append(self._frontier)
-            self._mark_in_flight(self._frontier)
-        return offsets
+            if held < window or not (self._out or self._handing_out):
+                return self._send(self.cursor)
+            return None
+        if self.page_size is None or held >= window:
+            return None
+        offset = self._first_uncovered(self._bound())
+        return None if offset is None else self._send(offset)
 
-    def _mark_in_flight(self, offset: int) -> None:
-        self.in_flight.add(offset)
-        self._frontier = max(self._frontier, offset + (self._stride() or 1))
+    def _bound(self) -> int | None:
+        """The offset no read-ahead reaches: ``stop``, the end of what is known to exist, or
+        an empty page's offset (nothing is known past it)."""
+        ends = [end for end in (self.stop, self.batch.known_end()) if end is not None]
+        ends += [offset for offset, (page, _) in self._ready.items() if not page.data]
+        return min(ends) if ends else None
+
+    def _first_uncovered(self, bound: int | None) -> int | None:
+        """The first offset from the cursor that no request or page covers, below ``bound``."""
+        offset = self.cursor
+        while bound is None or offset < bound:
+            end = self._span_end(offset)
+            if end is None:
+                return offset
+            if end <= offset:
+                return None  # an empty page: nothing is known past it
+            offset = end
+        return None
+
+    def _span_end(self, offset: int) -> int | None:
+        """The end of what a request, a page or a failure covers from ``offset``; ``None``: nothing.
+
+        An empty page covers nothing: its end is its own offset.
+        """
+        sent = self._in_flight.get(offset)
+        if sent is not None:
+            return sent.end
+        ready = self._ready.get(offset)
+        if ready is not None:
+            return offset + len(ready[0].data)
+        failed = self._gave_up.get(offset)
+        if failed is not None:
+            return failed[0]
+        # Off the page grid (a gap, or pages of uneven length): look inside each
+        # span. A failed request covers only its own offset: another offset
+        # inside its page is another request, with a budget of its own.
+        ends = [s.end for o, s in self._in_flight.items() if o < offset < s.end]
+        ends += [
+            o + len(p.data) for o, (p, _) in self._ready.items() if o < offset < o + len(p.data)
+        ]
+        return max(ends, default=None)
+
+    def _send(self, offset: int) -> int:
+        self._sent += 1
+        stride = self.page_size or 1
+        self._in_flight[offset] = _Sent(offset + stride, self._sent, self.batch.total)
+        return offset
+
+    def poll(self) -> None:
+        """After waiting on a running batch, ask for the cursor again."""
+        self._caught_up = False
 
     # -- what came back ------------------------------------------------------
 
-    def failed(self, offset: int) -> bool:
-        """Record that the request for ``offset`` failed; return whether the read needs it.
+    def failed_attempt(self, offset: int) -> int:
+        """Count a failed attempt of the request at ``offset``; return the retries it had before.
 
-        A failed read-ahead request is only a lost guess: the offset is asked
-        for again when the read reaches it. The request for the offset the
-        read is waiting on is needed, and its error ends the read.
+        Every attempt at an offset draws on one budget for the whole read.
         """
-        self.in_flight.discard(offset)
-        return offset == self.cursor and self.ended is None
+        retries = self._failures.get(offset, 0)
+        self._failures[offset] = retries + 1
+        return retries
 
-    def needed_from(self) -> int:
-        """The first offset the read still needs: items before it were delivered."""
-        return self.cursor
+    def gave_up(self, offset: int, error: BlatError) -> None:
+        """Record that the request at ``offset`` failed for good.
 
-    def arrived(
-        self, offset: int, page: BatchScrapeSitemapStatusResponse, *, skipped: int = 0
-    ) -> list[Delivery]:
-        """Record the page fetched at ``offset``; return what can now be delivered, in order.
-
-        ``skipped`` says how many of the page's leading items were left out
-        (see `needed_from`): ``page.data`` starts at ``offset + skipped``.
+        The offset is not asked for again; ``error`` ends the read when the
+        read reaches the offset, after every item before it.
         """
-        self.in_flight.discard(offset)
-        if self.contradiction is not None:
-            raise self.contradiction
-        if self.ended is not None:
-            return []
-        self._note_batch(offset, page)
-        count = skipped + len(page.data)
+        sent = self._in_flight.pop(offset)
+        self._failures.pop(offset, None)
+        if self.ended is None:
+            self._gave_up[offset] = (sent.end, error)
+            self._drain()
+
+    def arrived(self, offset: int, page: _Page, *, size: int = 0) -> None:
+        """Record the page fetched at ``offset``, whose body was ``size`` bytes long."""
+        sent = self._in_flight.pop(offset)
+        self._failures.pop(offset, None)
+        self._largest_body = max(self._largest_body, size)
+        if self.ended is not None or self._error is not None:
+            return
+        try:
+            self.batch.note(page, offset, sent)
+        except PaginationError as contradiction:
+            self._error = contradiction
+            return
+        count = len(page.data)
         if count:
-            if (
-                self.page_size is not None
-                and count != self.page_size
-                and (self.total is None or offset + count < self.total)
-            ):
-                self.uneven = True
-            if count > (self.page_size or 0):
-                self.page_size = count
-                # Offsets planned with a guessed or smaller size are walked
-                # again from the cursor: what they left uncovered is fetched.
-                self._frontier = self.cursor
-            if self.guess is not None and self.total is not None and offset + count < self.total:
-                # A page that stops short of the batch's end shows the server's page size.
-                self.guess.size = self.page_size or count
+            known = self.batch.known_end()
+            if known is None or offset + count < known:
+                # The page stopped short of items that exist: it shows the page size.
+                self._trusted_size = True
+            self.page_size = max(self.page_size or 0, count)
+            full = self._trusted_size and count >= self.page_size
             if offset + count > self.cursor:
-                first = offset + skipped
-                held = self._ready.get(first)
-                if held is None or len(held.data) < len(page.data):
-                    self._ready[first] = page
-        elif offset == self.cursor or (offset > self.cursor and not self.follow):
-            # An empty page ends the read when the read reaches its offset.
-            # In follow mode an empty read-ahead page is stale by then.
-            self._ready[offset] = page
-        elif offset > self.cursor:
-            # A running batch ends, for now, before this offset: pages further
-            # ahead would come back empty too. Only the cursor is asked for
-            # until items come, then the read-ahead starts again from there.
-            self._probing = True
-            self._frontier = self.cursor
-        return self._drain()
+                self._ready[offset] = (page, full)
+        elif offset >= self.cursor:
+            # The end of the batch, for now, when the read reaches it.
+            self._ready.setdefault(offset, (page, False))
+        self._drain()
 
-    def _note_batch(self, offset: int, page: BatchScrapeSitemapStatusResponse) -> None:
-        if page.total is not None:
-            if self.total is not None and page.total < self.total:
-                raise PaginationError(
-                    f"the batch's total shrank from {self.total} to {page.total} "
-                    f"(page at from={offset}); the server contradicts itself"
-                )
-            self.total = page.total
-        if page.status is not None:
-            self.status = page.status
-        if page.processed is not None:
-            self.processed = page.processed
+    # -- what to hand out ----------------------------------------------------
 
-    def _next_ready(self) -> tuple[int, BatchScrapeSitemapStatusResponse] | None:
-        cursor = self.cursor
-        page = self._ready.pop(cursor, None)
-        if page is not None:
-            return cursor, page
-        for offset in sorted(self._ready):
-            candidate = self._ready[offset]
-            if offset < cursor < offset + len(candidate.data):
-                del self._ready[offset]
-                return offset, candidate
+    def next_delivery(self) -> Delivery | None:
+        """Return the next page to hand to the caller, or ``None`` if none is ready.
+
+        Raises the error that ends the read, once every page before it is out.
+        """
+        if self._out:
+            self._handing_out += 1
+            return self._out.popleft()
+        if self._error is not None:
+            raise self._error
         return None
 
-    def _drain(self) -> list[Delivery]:
-        deliveries: list[Delivery] = []
-        while self.ended is None and (found := self._next_ready()) is not None:
-            offset, page = found
+    def handed_out(self) -> None:
+        """The caller is done with the page `next_delivery` returned: it leaves the window."""
+        self._handing_out -= 1
+
+    def _page_at_cursor(self) -> tuple[int, _Page, bool] | None:
+        cursor = self.cursor
+        ready = self._ready.pop(cursor, None)
+        if ready is not None:
+            return cursor, *ready
+        for offset, (page, full) in sorted(self._ready.items()):
+            if offset < cursor < offset + len(page.data):
+                del self._ready[offset]
+                return offset, page, full
+        return None
+
+    def _drain(self) -> None:
+        """Move the pages that continue the cursor to the queue the caller takes from."""
+        while self.ended is None and self._error is None:
+            found = self._page_at_cursor()
+            if found is None:
+                self._error = self._failure_at_cursor()
+                self._caught_up = self._at_running_front()
+                return
+            offset, page, full = found
             items = page.data[self.cursor - offset :]
             if self.stop is not None:
                 items = items[: self.stop - self.cursor]
-            if not items:
-                self._on_empty_page()
-            else:
+            if items:
                 try:
-                    self._check_new(self.cursor, items)
-                except PaginationError as contradiction:
-                    if not deliveries:
-                        raise
-                    # The pages before the contradiction are good: hand them
-                    # out first; the read fails when the caller reaches it.
-                    self.contradiction = contradiction
-                    return deliveries
-                self._probing = False
-                deliveries.append(Delivery(self.cursor, attrs.evolve(page, data=items)))
+                    self._repeats.check(self.cursor, items)
+                except PaginationError as repeat:
+                    self._error = repeat
+                    return
+                if len(items) != len(page.data):
+                    page = attrs.evolve(page, data=items)
+                self._out.append(Delivery(self.cursor, page))
                 self.cursor += len(items)
-                self.ended = end_of_read(
-                    next_offset=self.cursor,
-                    page_items=len(items),
-                    total=self.total,
-                    stop=self.stop,
-                )
+            self._short_at_cursor = not full
+            self._empty_at_cursor = not items
+            self.ended = end_of_read(
+                next_offset=self.cursor,
+                page_items=len(items),
+                total=self.batch.total,
+                stop=self.stop,
+            )
+            if self.ended is ReadEnd.EMPTY_PAGE and self.follow and not self.batch.final:
+                self.ended = None  # caught up with a running batch: wait, and ask again
             self._discard_passed()
-        return deliveries
 
-    def _on_empty_page(self) -> None:
-        if self.total is not None and self.cursor >= self.total:
-            self.ended = ReadEnd.TOTAL
-        elif self.follow and not is_final_status(self.status):
-            self.waiting = self._probing = True
-            self._frontier = self.cursor
-        else:
-            self.ended = ReadEnd.EMPTY_PAGE
+    def _failure_at_cursor(self) -> BlatError | None:
+        failed = self._gave_up.get(self.cursor)
+        return None if failed is None else failed[1]
+
+    def _at_running_front(self) -> bool:
+        """Whether a follow-mode read has read all a running batch has shown for now."""
+        if not self.follow or self.batch.final or not self._short_at_cursor:
+            return False
+        if self._span_end(self.cursor) is not None:
+            return False  # the cursor's page is on its way
+        # An empty page says so whatever `processed` claims; asking again at
+        # once would only get it again.
+        known = self.batch.known_end()
+        return self._empty_at_cursor or known is None or self.cursor >= known
 
     def _discard_passed(self) -> None:
-        """Drop buffered pages whose items have all been delivered."""
+        """Forget pages and failures the cursor has passed."""
         cursor = self.cursor
-        for offset in [o for o, p in self._ready.items() if o + len(p.data) <= cursor]:
-            if offset < cursor or self._ready[offset].data:
+        for offset in [o for o, (p, _) in self._ready.items() if o + len(p.data) <= cursor]:
+            if offset < cursor or self._ready[offset][0].data:
                 del self._ready[offset]
-
-    def resume(self) -> None:
-        """After waiting on a running batch, ask for the next offset again."""
-        self.waiting = False
-
-    # -- hostile servers -----------------------------------------------------
-
-    def _check_new(self, offset: int, items: tuple[BatchScrapeSitemapData, ...]) -> None:
-        """Refuse items that were already delivered: the server is repeating itself."""
-        # Items without job ids can only be compared whole. A page equal to the
-        # one before is a repeat, unless all its items are alike (one failed
-        # job after another, with no metadata): those may legitimately follow
-        # each other, so only a run of them is taken as a server that ignores
-        # `from`, which without job ids or `total` would never end.
-        if items == self._last_data:
-            self._repeats += 1
-            uniform = items.count(items[0]) == len(items)
-            if not uniform or self._repeats >= _UNIFORM_REPEATS:
-                raise PaginationError(
-                    f"the page at from={offset} repeats the {len(items)} items delivered at "
-                    f"from={self._last_offset}; the server seems to ignore `from`"
-                )
-        else:
-            self._repeats = 0
-        # One pass in C for the usual page, whose ids are all new; the item by
-        # item walk below only runs to name a repeat.
-        keys = [None if (m := item.metadata) is None else (m.job_id or None) for item in items]
-        fresh = dict(zip(keys, range(offset, offset + len(keys)), strict=True))
-        fresh.pop(None, None)  # items without an id: compared whole, above
-        recent = self._recent
-        if len(fresh) != len(keys) - keys.count(None) or not recent.keys().isdisjoint(fresh):
-            self._raise_repeat(offset, keys)
-        recent.update(cast("dict[str, int]", fresh))
-        if len(recent) > 2 * _RECENT_JOB_IDS:
-            # Dicts keep insertion order, and no id is inserted twice: the
-            # first ones are the oldest.
-            self._recent = dict(islice(recent.items(), len(recent) - _RECENT_JOB_IDS, None))
-        self._last_data = items
-        self._last_offset = offset
-
-    def _raise_repeat(self, offset: int, keys: list[str | None]) -> NoReturn:
-        """Raise the `PaginationError` that names the first repeated job id of a page."""
-        seen = dict(self._recent)
-        for index, key in enumerate(keys):
-            if key is None:
-                continue
-            seen_at = seen.get(key)
-            if seen_at is not None:
-                raise PaginationError(
-                    f"job {key!r} at offset {offset + index} was already delivered at offset "
-                    f"{seen_at}; the server repeats items, so the read stops rather than "
-                    "yield one twice"
-                )
-            seen[key] = offset + index
-        raise AssertionError("a repeat was found but not named")  # pragma: no cover
+        for offset in [o for o in self._gave_up if o < cursor]:
+            del self._gave_up[offset]

@@ -17,15 +17,13 @@ from collections.abc import Callable, Mapping
 from typing import Any, Final
 from urllib.parse import quote
 
-import attrs
 from yarl import URL
 
-from ._converter import StructureError, structure_page_after
+from ._converter import StructureError, structure_page
 from .errors import APIStatusError, ResponseValidationError, status_error_class
 from .models import BatchScrapeSitemapStatusResponse
 
 __all__ = [
-    "Answer",
     "PagePath",
     "build_headers",
     "decode_page_response",
@@ -204,38 +202,14 @@ def error_from_response(
     )
 
 
-@attrs.frozen
-class Answer:
-    """A successful answer to a page request, its body in but not decoded yet.
-
-    A read sends its next request as soon as an answer is in, and decodes
-    the answer afterwards, when it hands pages out.
-    """
-
-    status: int
-    headers: Mapping[str, str]
-    body: bytes
-    url: str
-    retries: int
-    """The retries the request took before this answer came (0: the first attempt)."""
-
-    def decode(self, skip: int = 0) -> tuple[BatchScrapeSitemapStatusResponse, int]:
-        """Decode the page as `decode_page_response` does, leaving out ``skip`` leading items."""
-        return decode_page_response(self.status, self.headers, self.body, url=self.url, skip=skip)
-
-
 _GC_PAUSE_BYTES: Final = 64 * 1024
 """Bodies at least this large are decoded and structured with the cyclic GC paused."""
 
 
 def decode_page_response(
-    status: int, headers: Mapping[str, str], body: bytes, *, url: str | None = None, skip: int = 0
-) -> tuple[BatchScrapeSitemapStatusResponse, int]:
-    """Turn a response into a page, or raise the typed error it stands for.
-
-    ``skip`` leading items that the caller already has are left out (never
-    the last one); returns the page and how many items were left out.
-    """
+    status: int, headers: Mapping[str, str], body: bytes, *, url: str | None = None
+) -> BatchScrapeSitemapStatusResponse:
+    """Turn a response into a page, or raise the typed error it stands for."""
     if not 200 <= status < 300:
         raise error_from_response(status, headers, body, url=url)
     # Decoding a large page allocates tens of thousands of containers that
@@ -244,17 +218,15 @@ def decode_page_response(
     # reference counting frees them either way. Paused, the collector sees
     # only what survives, once, after (Mercurial's `util.nogc` does the same).
     if len(body) < _GC_PAUSE_BYTES or not gc.isenabled():
-        return _decode(status, body, url, skip)
+        return _decode(status, body, url)
     gc.disable()
     try:
-        return _decode(status, body, url, skip)
+        return _decode(status, body, url)
     finally:
         gc.enable()
 
 
-def _decode(
-    status: int, body: bytes, url: str | None, skip: int
-) -> tuple[BatchScrapeSitemapStatusResponse, int]:
+def _decode(status: int, body: bytes, url: str | None) -> BatchScrapeSitemapStatusResponse:
     try:
         decoded = loads(body)
     except (ValueError, RecursionError) as exc:
@@ -263,7 +235,7 @@ def _decode(
             f"HTTP {status} body is not JSON: {excerpt!r}", status=status, url=url, decodable=False
         ) from exc
     try:
-        return structure_page_after(decoded, skip)
+        return structure_page(decoded)
     except StructureError as exc:
         where = exc.path or "the body"
         raise ResponseValidationError(

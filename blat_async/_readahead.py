@@ -1,46 +1,53 @@
-"""The read-ahead engine: runs a `ReadPlan` over a fetch function with concurrent tasks.
+"""The read-ahead runner: sends the requests a `ReadPlan` asks for, in tasks it owns.
 
-The plan decides (without I/O) which offsets to request and what to yield;
-this module runs the requests in tasks and owns every task it starts: when
-the read ends, fails, is closed or is cancelled, the tasks still in flight
-are cancelled and awaited before the generator returns.
+The plan (no I/O) decides which offsets to request, counts everything, and
+says what to hand out; the runner only calls its verbs. It owns every task
+it starts: when the read ends, fails, is closed or is cancelled, the tasks
+still in flight are cancelled and awaited before the generator returns.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
-from collections import deque
-from collections.abc import AsyncGenerator, Callable, Coroutine
+import functools
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Final
 
 import attrs
 
 from ._pagination import Delivery, ReadEnd, ReadPlan
-from ._protocol import Answer
 from ._retry import Throttle
 from .errors import BlatError, PaginationError
+from .models import BatchScrapeSitemapStatusResponse
 
-__all__ = ["PollPolicy", "ReadProgress", "Receive", "RetryDelay", "read_pages"]
-
-logger = logging.getLogger("blat_async")
-
-Receive = Callable[[int, Throttle, int], Coroutine[None, None, Answer]]
-"""Send the request for the page at an offset until an answer is in, retrying.
-
-The last argument counts the retries already taken; a 429 lowers the read's
-`Throttle`. The answer is decoded later, by the read.
-"""
-
-RetryDelay = Callable[[BlatError, int, int], float | None]
-"""The wait before retrying the request at an offset whose answer did not decode.
-
-Called with the error, the retries already taken and the offset; ``None``
-means give up.
-"""
+__all__ = ["Fetch", "Fetched", "PollPolicy", "ReadAhead", "ReadProgress", "RequestHooks"]
 
 _POLL_GROWTH: Final = 1.5
+
+
+@attrs.frozen
+class Fetched:
+    """A page that arrived and decoded, and the length of its body in bytes."""
+
+    page: BatchScrapeSitemapStatusResponse
+    size: int
+
+
+@attrs.frozen
+class RequestHooks:
+    """What one page request reports to the read that sent it."""
+
+    count_failure: Callable[[], int]
+    """Count a failed attempt; returns the retries the offset had before it."""
+    on_rate_limit: Callable[[], None]
+    """The API answered 429."""
+    on_answer: Callable[[], None]
+    """The server answered an attempt, whatever the status."""
+
+
+Fetch = Callable[[int, RequestHooks], Awaitable[Fetched]]
+"""Fetch and decode the page at an offset, retrying; raises the `BlatError` that ended it."""
 
 
 @attrs.define
@@ -64,7 +71,7 @@ class ReadProgress:
     pages: int = 0
     """Pages handed out by this read."""
     requests: int = 0
-    """Page requests answered, read-ahead included, and failed ones too."""
+    """Requests the server answered, whatever the status: retries and read-ahead included."""
     processed: int | None = None
     """The batch's successful scrapes, from the latest page."""
     total: int | None = None
@@ -94,188 +101,127 @@ class PollPolicy:
         return min(self.max_interval, self.interval * _POLL_GROWTH**idle_polls)
 
 
-async def read_pages(
-    receive: Receive,
-    retry_delay: RetryDelay,
-    plan: ReadPlan,
-    throttle: Throttle,
-    *,
-    tasks_owner: set[asyncio.Task[None]],
-    check_open: Callable[[], None],
-    closing: asyncio.Event,
-    poll: PollPolicy | None = None,
-    progress: ReadProgress | None = None,
-) -> AsyncGenerator[Delivery, None]:
-    """Yield the plan's deliveries in order, with up to ``throttle.limit`` requests in flight.
+class ReadAhead:
+    """Runs one read: up to ``concurrency`` requests in flight, as its plan asks.
 
-    Each task started here is a chain of requests: when an answer is in, it
-    sends the next request the plan asks for at once, before that answer or
-    the ones that arrived alongside are decoded, so no request waits for
-    decoding. The generator decodes the answers, hands them to the plan,
-    hands the deliveries out, and starts new chains when the window frees up.
-    A chain decodes first until the batch's ``total`` is known, and, in
-    follow mode or once pages have varied in length, when its answer holds
-    the item the read waits for: those answers decide what to ask next.
+    Each task is a chain: when its page is in, it asks the plan for the next
+    offset at once, so a slot never waits for the caller. A 429 halves the
+    read's requests in flight (`Throttle`).
 
-    ``tasks_owner`` is the client's set of running fetches, so that closing
+    ``tasks_owner`` is the client's set of running requests, so that closing
     the client can cancel them; ``check_open`` raises once it is closed, and
     ``closing`` is set then, to cut short a wait between polls.
     """
-    tasks: set[asyncio.Task[None]] = set()
-    answers: deque[tuple[int, Answer]] = deque()
-    """Answers in, not decoded yet; their offsets stay in the plan's ``in_flight``."""
-    retries: deque[tuple[int, int, float]] = deque()
-    """Requests to send again, as (offset, retries taken, wait): their answers did not decode."""
-    ready: deque[Delivery] = deque()
-    wake = asyncio.Event()
-    failure: BaseException | None = None
-    idle_polls = 0
 
-    def fail(error: BaseException) -> None:
-        nonlocal failure
-        if failure is None:
-            failure = error
-        wake.set()
+    def __init__(
+        self,
+        plan: ReadPlan,
+        fetch: Fetch,
+        *,
+        concurrency: int,
+        tasks_owner: set[asyncio.Task[None]],
+        check_open: Callable[[], None],
+        closing: asyncio.Event,
+        poll: PollPolicy | None = None,
+        progress: ReadProgress | None = None,
+    ) -> None:
+        self._plan = plan
+        self._fetch = fetch
+        self._throttle = Throttle(concurrency)
+        self._owner = tasks_owner
+        self._check_open = check_open
+        self._closing = closing
+        self._poll = poll
+        self._progress = progress
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._wake = asyncio.Event()
+        self._crash: BaseException | None = None
+        """Why a task ended other than through the plan: a bug, or the client closing."""
 
-    def next_request(sending: int) -> tuple[int, int, float] | None:
-        """The request a chain sends next, if ``sending`` others leave it room."""
-        if failure is not None or plan.done or sending >= throttle.limit:
-            return None
-        if retries:
-            return retries.popleft()
-        # The plan counts undecoded answers in flight: one more than it holds.
-        following = plan.to_fetch(len(plan.in_flight) + 1)
-        return (following[0], 0, 0.0) if following else None
-
-    async def chain(offset: int, retry: int, wait: float) -> None:
-        while True:
-            if wait:
-                await asyncio.sleep(wait)
-            try:
-                answer = await receive(offset, throttle, retry)
-            # Whatever a read-ahead request raises is only a lost guess; the
-            # plan says whether the read needed it, and then it is raised.
-            except Exception as error:  # noqa: BLE001
-                _note(progress, plan)
-                if plan.failed(offset):
-                    fail(error)
-                else:
-                    logger.debug("read-ahead of from=%d failed, will ask again: %r", offset, error)
-                    wake.set()
-                return
-            if failure is not None:
-                _note(progress, plan)
-                return
-            throttle.succeeded()
-            answers.append((offset, answer))
-            if plan.total is None or (offset <= plan.cursor and (plan.follow or plan.uneven)):
-                # Decoded first: until a page shows the batch's total, nothing
-                # bounds the read-ahead. And the page the read waits for, from
-                # a running batch or a server whose pages vary in length, may
-                # be short or empty, which changes what to ask for next.
-                decode_answers()
-            wake.set()
-            following = next_request(len(tasks) - 1)
-            if following is None:
-                return
-            offset, retry, wait = following
-
-    def finished(task: asyncio.Task[None]) -> None:
-        tasks.discard(task)
-        tasks_owner.discard(task)
-        if task.cancelled():
-            fail(BlatError("the read was interrupted: its client was closed"))
-        elif (error := task.exception()) is not None:
-            fail(error)
-        wake.set()
-
-    def start(offset: int, retry: int, wait: float) -> None:
-        task = asyncio.create_task(chain(offset, retry, wait), name=f"blat-from-{offset}")
-        tasks.add(task)
-        tasks_owner.add(task)
-        task.add_done_callback(finished)
-
-    def launch() -> None:
-        # One request at a time, as a chain picks its next: each started task
-        # counts against the limit before the next is chosen.
-        while (following := next_request(len(tasks))) is not None:
-            start(*following)
-
-    def decode_answers() -> None:
-        while answers and failure is None and not plan.done:
-            offset, answer = answers.popleft()
-            try:
-                # Asked only now: items delivered meanwhile are not structured.
-                page, skipped = answer.decode(plan.needed_from() - offset)
-            except BlatError as error:
-                wait = retry_delay(error, answer.retries, offset)
-                if wait is not None:
-                    retries.append((offset, answer.retries + 1, wait))
+    async def deliveries(self) -> AsyncGenerator[Delivery, None]:
+        """Yield the plan's pages in order, until the read ends or fails."""
+        plan = self._plan
+        idle_polls = 0
+        try:
+            while True:
+                self._check_open()
+                if self._crash is not None:
+                    raise self._crash
+                self._launch()
+                delivery = plan.next_delivery()
+                if delivery is not None:
+                    idle_polls = 0
+                    yield delivery
+                    plan.handed_out()
                     continue
-                _note(progress, plan)
-                if plan.failed(offset):
-                    fail(error)
-                else:
-                    logger.debug("read-ahead of from=%d failed, will ask again: %r", offset, error)
-                continue
+                if plan.done:
+                    break
+                if plan.waiting:
+                    assert self._poll is not None, "only a follow-mode plan waits"
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._closing.wait(), self._poll.delay(idle_polls))
+                    idle_polls += 1
+                    plan.poll()
+                    continue
+                if not self._tasks:
+                    # A plan that neither ended nor asked for a page would hang.
+                    raise PaginationError(
+                        f"the read stalled at offset {plan.cursor} with nothing to fetch"
+                    )
+                # Cleared and awaited with no await in between: no wake-up is lost.
+                self._wake.clear()
+                await self._wake.wait()
+        finally:
+            if self._progress is not None:
+                self._progress.ended = plan.ended
+            for task in self._tasks:
+                task.cancel()
+            if self._tasks:
+                await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _launch(self) -> None:
+        while (offset := self._plan.next_offset(self._throttle.limit)) is not None:
+            task = asyncio.create_task(self._chain(offset), name=f"blat-from-{offset}")
+            self._tasks.add(task)
+            self._owner.add(task)
+            task.add_done_callback(self._finished)
+
+    async def _chain(self, offset: int | None) -> None:
+        plan = self._plan
+        while offset is not None:
+            hooks = RequestHooks(
+                functools.partial(plan.failed_attempt, offset),
+                self._throttle.rate_limited,
+                self._answered,
+            )
             try:
-                deliveries = plan.arrived(offset, page, skipped=skipped)
-            except PaginationError as contradiction:
-                fail(contradiction)
-                return
-            finally:
-                _note(progress, plan)
-            if deliveries:
-                ready.extend(deliveries)
-                # Pages waiting to be handed out count against the read's window.
-                plan.handing_out += len(deliveries)
-            if plan.contradiction is not None:
-                fail(plan.contradiction)
+                fetched = await self._fetch(offset, hooks)
+            except BlatError as error:
+                plan.gave_up(offset, error)
+            else:
+                self._throttle.succeeded()
+                plan.arrived(offset, fetched.page, size=fetched.size)
+                self._note_batch()
+            self._wake.set()
+            offset = plan.next_offset(self._throttle.limit)
 
-    try:
-        while True:
-            check_open()
-            decode_answers()
-            if failure is None:
-                launch()
-            if ready:
-                idle_polls = 0
-                yield ready.popleft()
-                plan.handing_out -= 1
-                continue
-            if failure is not None:
-                raise failure
-            if plan.done:
-                break
-            if plan.waiting:
-                assert poll is not None, "only a follow-mode plan waits"
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(closing.wait(), poll.delay(idle_polls))
-                idle_polls += 1
-                plan.resume()
-                continue
-            if not tasks:
-                # A plan that neither ended nor asked for a page would hang.
-                raise PaginationError(
-                    f"the read stalled at offset {plan.cursor} with nothing to fetch"
-                )
-            # Cleared and awaited with no await in between: no wake-up is lost.
-            wake.clear()
-            await wake.wait()
-    finally:
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._owner.discard(task)
+        if task.cancelled():
+            if self._crash is None:
+                self._crash = BlatError("the read was interrupted: its client was closed")
+        elif (error := task.exception()) is not None and self._crash is None:
+            self._crash = error
+        self._wake.set()
+
+    def _answered(self) -> None:
+        if self._progress is not None:
+            self._progress.requests += 1
+
+    def _note_batch(self) -> None:
+        progress, batch = self._progress, self._plan.batch
         if progress is not None:
-            progress.ended = plan.ended
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
-
-
-def _note(progress: ReadProgress | None, plan: ReadPlan) -> None:
-    """Count an answered request, and copy the batch's latest fields."""
-    if progress is None:
-        return
-    progress.requests += 1
-    progress.processed = plan.processed
-    progress.total = plan.total
-    progress.status = plan.status
+            progress.processed = batch.processed
+            progress.total = batch.total
+            progress.status = batch.status

@@ -1,16 +1,28 @@
-"""The retry policy, its backoff arithmetic, and the back-off shared by concurrent fetches."""
+"""The retry policy, its backoff arithmetic, the one retry loop, and the 429 back-off."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
-from typing import Final
+from collections.abc import Awaitable, Callable
+from typing import Final, TypeVar
 
 import attrs
 
-from .errors import APIConnectionError, APIStatusError, BlatError, ResponseValidationError
+from .errors import (
+    APIConnectionError,
+    APIStatusError,
+    BlatError,
+    RateLimitError,
+    ResponseValidationError,
+)
 
-__all__ = ["DEFAULT_RETRY", "RatePause", "RetryPolicy", "Throttle", "is_retryable"]
+__all__ = ["DEFAULT_RETRY", "RatePause", "RetryPolicy", "Throttle", "is_retryable", "retrying"]
+
+logger = logging.getLogger("blat_async")
+
+_T = TypeVar("_T")
 
 
 def _non_negative(_instance: object, attribute: attrs.Attribute[float], value: float) -> None:
@@ -26,6 +38,10 @@ class RetryPolicy:
     timeout, and a 2xx body that is not JSON at all (a transfer cut short
     by a proxy). Never retried: any other 4xx, and a JSON body of the wrong
     shape, which a retry would only get again.
+
+    ``max_retries`` is a budget per offset per read: however many times a
+    read asks for an offset (read-ahead, or at the read's position), it
+    attempts it at most ``max_retries + 1`` times.
 
     The wait before retry ``n`` (from 0) is drawn uniformly from
     ``[0, min(max_delay, initial_delay * 2**n)]`` ("full jitter"), so that many
@@ -76,6 +92,47 @@ def is_retryable(error: BlatError) -> bool:
     if isinstance(error, APIStatusError | APIConnectionError | ResponseValidationError):
         return error.retryable
     return False
+
+
+async def retrying(
+    attempt: Callable[[], Awaitable[_T]],
+    policy: RetryPolicy,
+    pause: RatePause,
+    *,
+    count_failure: Callable[[], int],
+    what: str,
+    rng: random.Random | None = None,
+    on_rate_limit: Callable[[], None] | None = None,
+) -> _T:
+    """Await ``attempt()`` until it succeeds or ``policy`` gives up; the last error is raised.
+
+    ``count_failure`` counts a failed attempt and returns the retries taken
+    before it, so that the budget can outlive one call (a read keeps one per
+    offset). A 429 makes every request of the client wait (``pause``) and
+    calls ``on_rate_limit``. Each retry is logged at INFO, naming ``what``.
+    """
+    while True:
+        await pause.wait()
+        try:
+            return await attempt()
+        except BlatError as error:
+            retry = count_failure()
+            delay = policy.delay_for(error, retry, rng)
+            if delay is None:
+                raise
+            if isinstance(error, RateLimitError):
+                pause.extend(delay)
+                if on_rate_limit is not None:
+                    on_rate_limit()
+            logger.info(
+                "retry %d of %d for %s in %.2f s: %s",
+                retry + 1,
+                policy.max_retries,
+                what,
+                delay,
+                error,
+            )
+        await asyncio.sleep(delay)
 
 
 class RatePause:

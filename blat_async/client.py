@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import logging
+import functools
+import itertools
 import os
 import random
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 from types import TracebackType
 from typing import Self
@@ -16,17 +17,20 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from . import _defaults
-from ._pagination import Delivery, PageSizeGuess, ReadPlan
-from ._protocol import Answer, PagePath, build_headers, error_from_response, normalize_base_url
-from ._readahead import PollPolicy, ReadProgress, read_pages
-from ._retry import DEFAULT_RETRY, RatePause, RetryPolicy, Throttle
+from ._pagination import Delivery, ReadPlan
+from ._protocol import (
+    PagePath,
+    build_headers,
+    decode_page_response,
+    normalize_base_url,
+)
+from ._readahead import Fetched, PollPolicy, ReadAhead, ReadProgress, RequestHooks
+from ._retry import DEFAULT_RETRY, RatePause, RetryPolicy, retrying
 from ._version import __version__
-from .errors import APIConnectionError, APITimeoutError, BlatError, RateLimitError
+from .errors import APIConnectionError, APITimeoutError, BlatError
 from .models import BatchScrapeSitemapData, BatchScrapeSitemapStatusResponse
 
 __all__ = ["BlatClient"]
-
-logger = logging.getLogger("blat_async")
 
 _Page = BatchScrapeSitemapStatusResponse
 
@@ -63,6 +67,10 @@ def _without_key(error: BaseException) -> BaseException:
     return error
 
 
+def _nothing() -> None:
+    pass
+
+
 def _env_flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
 
@@ -93,12 +101,6 @@ class BlatClient:
             use and closes it in `close`.
         concurrency: Page requests a read keeps in flight (read-ahead), 6 by
             default; each iterator call can override it.
-        page_size_guess: The page size to assume before a read's first page
-            arrives, so that its first round of read-ahead already asks for
-            ``concurrency`` pages (10 by default, the size the API's batch
-            endpoints use). Pages that stop short of the batch's ``total``
-            correct it for the following reads of this client. ``None`` asks
-            for each read's first page alone, then reads ahead.
         allow_insecure_http: Accept a plain ``http://`` base URL to a host
             that is not loopback, sending the key unencrypted. Defaults to
             the ``BLAT_ALLOW_INSECURE_HTTP`` environment variable.
@@ -117,7 +119,6 @@ class BlatClient:
         retry: RetryPolicy = DEFAULT_RETRY,
         session: aiohttp.ClientSession | None = None,
         concurrency: int = _defaults.DEFAULT_CONCURRENCY,
-        page_size_guess: int | None = _defaults.GUESSED_PAGE_SIZE,
         allow_insecure_http: bool | None = None,
     ) -> None:
         key = api_key if api_key is not None else os.environ.get(_defaults.API_KEY_ENV)
@@ -148,12 +149,6 @@ class BlatClient:
             raise TypeError(f"session must be an aiohttp.ClientSession, got {type(session)}")
         self._retry = retry
         self._concurrency = _check_int("concurrency", concurrency, 1)
-        # Shared by this client's reads, which correct it from the pages they see.
-        self._page_size_guess = (
-            None
-            if page_size_guess is None
-            else PageSizeGuess(_check_int("page_size_guess", page_size_guess, 1))
-        )
         self._headers = build_headers(key, f"blat-async/{__version__}")
         self._session = session
         self._owns_session = session is None
@@ -235,73 +230,27 @@ class BlatClient:
         print(page.status, page.processed, page.total, len(page.data))  # running 18 500 10
         ```
         """
-        path = PagePath(self._base_url, batch_id)
-        offset = _check_int("from_", from_)
+        url = PagePath(self._base_url, batch_id).url(_check_int("from_", from_))
         self._check_open()
-        return await self._fetch(path, offset)
-
-    async def _fetch(self, path: PagePath, offset: int) -> _Page:
-        """Fetch and decode a page, retrying what the policy allows; the last error is raised."""
-        url = path.url(offset)
-        retry = 0
-        while True:
-            answer = await self._receive(url, None, retry)
-            try:
-                page, _skipped = answer.decode()
-            except BlatError as error:
-                delay = self._retry_delay(error, answer.retries, url, None)
-                if delay is None:
-                    raise
-            else:
-                return page
-            retry = answer.retries + 1
-            await asyncio.sleep(delay)
-
-    async def _receive(self, url: URL, throttle: Throttle | None, retry: int = 0) -> Answer:
-        """Send a request until a successful answer is in, retrying what the policy allows.
-
-        ``retry`` counts the retries the request already took (a body that
-        would not decode is asked for again from here). A 429 lowers
-        ``throttle``; the last error is raised.
-        """
-        while True:
-            await self._pause.wait()
-            try:
-                return await self._attempt(url, retry)
-            except BlatError as error:
-                delay = self._retry_delay(error, retry, url, throttle)
-                if delay is None:
-                    raise
-            retry += 1
-            await asyncio.sleep(delay)
-
-    def _retry_delay(
-        self, error: BlatError, retry: int, url: URL, throttle: Throttle | None
-    ) -> float | None:
-        """Return the wait before retrying after ``error``, the ``retry``-th retry from 0.
-
-        ``None`` means give up. A 429 also pauses every request of the client
-        and lowers ``throttle``.
-        """
-        delay = self._retry.delay_for(error, retry, self._rng)
-        if delay is None:
-            return None
-        if isinstance(error, RateLimitError):
-            self._pause.extend(delay)
-            if throttle is not None:
-                throttle.rate_limited()
-        logger.info(
-            "retry %d of %d for GET %s in %.2f s: %s",
-            retry + 1,
-            self._retry.max_retries,
-            url,
-            delay,
-            error,
+        fetched = await self._fetch(
+            url, RequestHooks(itertools.count().__next__, _nothing, _nothing)
         )
-        return delay
+        return fetched.page
 
-    async def _attempt(self, url: URL, retry: int) -> Answer:
-        """Send one request and read its answer; every failure becomes a `BlatError`."""
+    async def _fetch(self, url: URL, hooks: RequestHooks) -> Fetched:
+        """Fetch and decode a page, retrying what the policy allows; the last error is raised."""
+        return await retrying(
+            functools.partial(self._attempt, url, hooks.on_answer),
+            self._retry,
+            self._pause,
+            count_failure=hooks.count_failure,
+            what=f"GET {url}",
+            rng=self._rng,
+            on_rate_limit=hooks.on_rate_limit,
+        )
+
+    async def _attempt(self, url: URL, on_answer: Callable[[], None]) -> Fetched:
+        """Send one request and decode its answer; every failure becomes a `BlatError`."""
         session = self._get_session()
         try:
             # Redirects are not followed, so the key never reaches another
@@ -314,6 +263,7 @@ class BlatClient:
                 allow_redirects=False,
                 raise_for_status=False,
             ) as response:
+                on_answer()
                 body = await response.read()
                 status, headers = response.status, response.headers
         except TimeoutError as exc:
@@ -336,9 +286,7 @@ class BlatClient:
             raise APIConnectionError(f"{type(exc).__name__}: {exc} (GET {url})") from _without_key(
                 exc
             )
-        if not 200 <= status < 300:
-            raise error_from_response(status, headers, body, url=str(url))
-        return Answer(status, headers, body, str(url), retry)
+        return Fetched(decode_page_response(status, headers, body, url=str(url)), len(body))
 
     # -- every page, every item ----------------------------------------------
 
@@ -446,7 +394,7 @@ class BlatClient:
             stop,
             follow=bool(follow),
             window=limit * _defaults.READ_AHEAD_PAGES_PER_REQUEST,
-            guess=self._page_size_guess,
+            window_bytes=_defaults.READ_AHEAD_BYTES,
         )
         return path, plan, limit, poll
 
@@ -458,25 +406,21 @@ class BlatClient:
         poll: PollPolicy | None,
         progress: ReadProgress | None,
     ) -> AsyncGenerator[Delivery, None]:
-        async def receive(offset: int, throttle: Throttle, retry: int) -> Answer:
-            return await self._receive(path.url(offset), throttle, retry)
-
-        def retry_delay(error: BlatError, retry: int, offset: int) -> float | None:
-            return self._retry_delay(error, retry, path.url(offset), None)
+        async def fetch(offset: int, hooks: RequestHooks) -> Fetched:
+            return await self._fetch(path.url(offset), hooks)
 
         if progress is not None:
             progress.offset = plan.start
-        return read_pages(
-            receive,
-            retry_delay,
+        return ReadAhead(
             plan,
-            Throttle(concurrency),
+            fetch,
+            concurrency=concurrency,
             tasks_owner=self._tasks,
             check_open=self._check_open,
             closing=self._closing,
             poll=poll,
             progress=progress,
-        )
+        ).deliveries()
 
     async def _pages(
         self,

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from blat_async import _converter
-from blat_async._converter import StructureError, structure_page, structure_page_after
+from blat_async._converter import StructureError, structure_page
 from blat_async.models import (
     BatchScrapeSitemapData,
     BatchScrapeSitemapMetadata,
@@ -246,41 +246,3 @@ def test_a_wrong_item_field_is_refused_by_both_paths(
     with pytest.raises(StructureError) as caught:
         structure_page(value)
     assert caught.value.path.startswith(f"data[0].{field}")
-
-
-# -- leaving out the items a read already has ------------------------------------
-
-
-def test_skipped_items_are_left_out_and_counted() -> None:
-    result, skipped = structure_page_after(page(0, 5, total=9), 3)
-    assert skipped == 3
-    assert [item.metadata.job_id for item in result.data if item.metadata] == [
-        "b1-job-3",
-        "b1-job-4",
-    ]
-    assert result.total == 9
-
-
-def test_the_last_item_is_never_skipped() -> None:
-    result, skipped = structure_page_after(page(0, 5, total=5), 50)
-    assert skipped == 4
-    assert len(result.data) == 1
-
-
-def test_an_empty_page_skips_nothing() -> None:
-    result, skipped = structure_page_after({"data": [], "total": 3}, 5)
-    assert (result.data, skipped) == ((), 0)
-
-
-def test_skipped_items_are_not_checked() -> None:
-    body = {"data": [{"links": [1]}, {"links": ["a"]}]}
-    result, skipped = structure_page_after(body, 1)
-    assert skipped == 1
-    assert result.data[0].links == ("a",)
-
-
-def test_a_bad_kept_item_is_named_by_its_place_in_the_response() -> None:
-    body = {"data": [{}, {}, {}, {"links": [1]}]}
-    with pytest.raises(StructureError) as caught:
-        structure_page_after(body, 2)
-    assert caught.value.path == "data[3].links[0]"

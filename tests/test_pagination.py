@@ -1,23 +1,23 @@
-"""The end-of-read rules and the read plan, without I/O: every item once, in order."""
+"""The end-of-read rules and the read plan, without I/O: every item once, in order, no waste."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
-import attrs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from blat_async._pagination import (
+    BatchView,
     Delivery,
-    PageSizeGuess,
     ReadEnd,
     ReadPlan,
     end_of_read,
     is_final_status,
 )
-from blat_async.errors import PaginationError
+from blat_async.errors import BlatError, InternalServerError, PaginationError
 from blat_async.models import (
     BatchScrapeSitemapData,
     BatchScrapeSitemapMetadata,
@@ -52,7 +52,7 @@ def _at(
     offset: int,
     count: int,
     *,
-    total: int | None = None,
+    total: int | None = 1_000,
     status: str | None = "completed",
     processed: int | None = None,
 ) -> BatchScrapeSitemapStatusResponse:
@@ -60,15 +60,21 @@ def _at(
     return _page(range(offset, offset + count), total=total, status=status, processed=processed)
 
 
-def _as_fetched(
-    plan: ReadPlan, offset: int, page: BatchScrapeSitemapStatusResponse
-) -> tuple[BatchScrapeSitemapStatusResponse, int]:
-    """The page as the client hands it over: without the items the plan no longer needs."""
-    skip = plan.needed_from() - offset
-    if skip <= 0 or len(page.data) < 2:
-        return page, 0
-    skipped = min(skip, len(page.data) - 1)
-    return attrs.evolve(page, data=page.data[skipped:]), skipped
+def _asks(plan: ReadPlan, limit: int = 100) -> list[int]:
+    """Every offset the plan asks for now, as the runner would send them."""
+    offsets = []
+    while (offset := plan.next_offset(limit)) is not None:
+        offsets.append(offset)
+    return offsets
+
+
+def _take(plan: ReadPlan) -> list[Delivery]:
+    """Hand out every page that is ready, as a caller that keeps up would take them."""
+    taken = []
+    while (delivery := plan.next_delivery()) is not None:
+        taken.append(delivery)
+        plan.handed_out()
+    return taken
 
 
 def _ids(deliveries: Iterable[Delivery]) -> list[str]:
@@ -84,12 +90,21 @@ def _expected(first: int, end: int) -> list[str]:
 
 
 def _after_first_page(
-    *, count: int = 10, window: int = 8, stop: int | None = None, total: int | None = None
+    start: int = 0,
+    *,
+    count: int = 10,
+    window: int = 8,
+    stop: int | None = None,
+    total: int | None = 1_000,
+    status: str | None = "completed",
+    processed: int | None = None,
+    follow: bool = False,
 ) -> ReadPlan:
-    """A plan from offset 0 whose first page (``count`` items) has been delivered."""
-    plan = ReadPlan(0, stop=stop, window=window)
-    assert plan.to_fetch(1) == [0]
-    plan.arrived(0, _at(0, count, total=total))
+    """A plan whose first page (``count`` items) has arrived and been handed out."""
+    plan = ReadPlan(start, stop=stop, window=window, follow=follow)
+    assert _asks(plan) == [start]
+    plan.arrived(start, _at(start, count, total=total, status=status, processed=processed))
+    _take(plan)
     return plan
 
 
@@ -108,7 +123,7 @@ def _after_first_page(
         pytest.param(5, 0, None, None, ReadEnd.EMPTY_PAGE, id="empty-page"),
         pytest.param(5, 0, 10, None, ReadEnd.EMPTY_PAGE, id="empty-page-before-total"),
         pytest.param(5, 0, None, 20, ReadEnd.EMPTY_PAGE, id="empty-page-before-stop"),
-        pytest.param(0, 0, 0, None, ReadEnd.EMPTY_PAGE, id="empty-batch"),
+        pytest.param(0, 0, 0, None, ReadEnd.TOTAL, id="empty-batch-is-read-to-its-total"),
         pytest.param(10, 10, 10, None, ReadEnd.TOTAL, id="total-reached"),
         pytest.param(12, 12, 10, None, ReadEnd.TOTAL, id="total-passed"),
         pytest.param(10, 10, 10, 20, ReadEnd.TOTAL, id="total-before-stop"),
@@ -147,829 +162,787 @@ def test_is_final_status(status: str | None, final: bool) -> None:
     assert is_final_status(status) is final
 
 
-# -- ReadPlan: the order of requests ------------------------------------------
+# -- what is known to exist ------------------------------------------------------
 
 
-def test_sequential_read_asks_each_offset_after_the_last_page() -> None:
-    plan = ReadPlan(0, window=1)
-    requested: list[int] = []
-    delivered: list[Delivery] = []
+@pytest.mark.parametrize(
+    ("total", "status", "processed", "seen_end", "known"),
+    [
+        pytest.param(200, "completed", 150, 10, 200, id="finished-total"),
+        pytest.param(200, None, None, 10, 200, id="no-status-total"),
+        pytest.param(200, "running", 150, 10, 150, id="running-processed"),
+        pytest.param(200, "running", 5, 30, 30, id="running-seen"),
+        pytest.param(200, "running", None, 30, 30, id="running-no-processed"),
+        pytest.param(100, "running", 150, 10, 100, id="running-processed-past-total"),
+        pytest.param(None, "running", 40, 10, 40, id="running-no-total"),
+        pytest.param(None, "completed", 40, 10, None, id="finished-no-total"),
+        pytest.param(None, None, None, 10, None, id="nothing-said"),
+    ],
+)
+def test_what_is_known_to_exist(
+    total: int | None, status: str | None, processed: int | None, seen_end: int, known: int | None
+) -> None:
+    batch = BatchView(total=total, status=status, processed=processed, seen_end=seen_end)
+    assert batch.known_end() == known
 
-    while not plan.done:
-        (offset,) = plan.to_fetch(1)
-        requested.append(offset)
-        delivered += plan.arrived(offset, _at(offset, min(10, 25 - offset), total=25))
 
-    assert requested == [0, 10, 20]
-    assert _ids(delivered) == _expected(0, 25)
-    assert plan.ended is ReadEnd.TOTAL
+# -- the first request -------------------------------------------------------------
 
 
-def test_nothing_is_fetched_ahead_before_the_first_page() -> None:
+def test_the_first_request_goes_alone() -> None:
     plan = ReadPlan(0, window=16)
 
-    assert plan.to_fetch(8) == [0]
-    assert plan.to_fetch(8) == []
+    assert _asks(plan, limit=8) == [0]
 
 
-def test_a_guessed_page_size_fills_the_first_round() -> None:
-    plan = ReadPlan(5, window=16, guess=PageSizeGuess(10))
+def test_read_ahead_starts_once_the_first_page_shows_size_and_total() -> None:
+    plan = _after_first_page(window=16)
 
-    assert plan.to_fetch(4) == [5, 15, 25, 35]
+    assert _asks(plan, limit=8) == [10, 20, 30, 40, 50, 60, 70, 80]
 
 
-def test_the_first_round_guess_is_bounded_by_stop() -> None:
-    plan = ReadPlan(0, stop=25, window=16, guess=PageSizeGuess(10))
+def test_offsets_are_aligned_to_the_servers_pages_from_any_start() -> None:
+    plan = _after_first_page(42, count=10, window=8)
 
-    assert plan.to_fetch(8) == [0, 10, 20]
+    assert _asks(plan, limit=4) == [52, 62, 72, 82]
 
 
-def test_a_guess_too_large_leaves_gaps_that_are_fetched_together() -> None:
-    plan = ReadPlan(0, window=16, guess=PageSizeGuess(10))
-    plan.to_fetch(3)
+@pytest.mark.parametrize("size", [0, 1, 9, 10])
+def test_a_batch_of_one_page_costs_one_request(size: int) -> None:
+    plan = ReadPlan(0, window=16)
+    assert _asks(plan, limit=8) == [0]
 
-    first = plan.arrived(0, _at(0, 5, total=100))
+    plan.arrived(0, _at(0, size, total=size))
 
-    assert _ids(first) == _expected(0, 5)
-    assert plan.to_fetch(5) == [5, 15, 25]
-    assert plan.page_size == 5
+    assert _ids(_take(plan)) == _expected(0, size)
+    assert plan.ended is ReadEnd.TOTAL
+    assert _asks(plan) == []
 
 
-def test_a_guess_too_small_overlaps_and_delivers_each_item_once() -> None:
-    plan = ReadPlan(0, window=16, guess=PageSizeGuess(10))
-    assert plan.to_fetch(3) == [0, 10, 20]
-    assert plan.arrived(20, _at(20, 30, total=200)) == []
-    assert plan.arrived(10, _at(10, 30, total=200)) == []
-
-    deliveries = plan.arrived(0, _at(0, 30, total=200))
-
-    assert _ids(deliveries) == _expected(0, 50)
-    assert plan.to_fetch(3) == [50, 80, 110]
-
-
-def test_a_page_without_its_delivered_items_still_shows_the_page_size() -> None:
-    plan = ReadPlan(0, window=16, guess=PageSizeGuess(10))
-    plan.to_fetch(2)
-    plan.arrived(0, _at(0, 100, total=500))
-    assert plan.needed_from() == 100
-
-    # The page at 10 held 100 items; the 90 already delivered were left out.
-    deliveries = plan.arrived(10, _at(100, 10, total=500), skipped=90)
-
-    assert _ids(deliveries) == _expected(100, 110)
-    assert plan.page_size == 100
-
-
-def test_a_page_short_of_the_total_teaches_the_guess() -> None:
-    guess = PageSizeGuess(10)
-    plan = ReadPlan(0, guess=guess)
-    plan.to_fetch(1)
-    plan.arrived(0, _at(0, 25, total=100))
-
-    assert guess.size == 25
-
-
-def test_the_last_page_of_a_batch_does_not_teach_the_guess() -> None:
-    guess = PageSizeGuess(10)
-    plan = ReadPlan(0, guess=guess)
-    plan.to_fetch(1)
-    plan.arrived(0, _at(0, 3, total=3))
-
-    assert guess.size == 10
-
-
-def test_first_request_is_at_start() -> None:
-    assert ReadPlan(42).to_fetch(4) == [42]
-
-
-def test_read_ahead_after_the_first_page_asks_several_offsets() -> None:
-    plan = _after_first_page(window=8)
-
-    assert plan.to_fetch(4) == [10, 20, 30, 40]
-
-
-def test_read_ahead_is_bounded_by_the_limit() -> None:
-    plan = _after_first_page(window=8)
-
-    assert plan.to_fetch(2) == [10, 20]
-    assert plan.to_fetch(2) == []
-
-
-def test_read_ahead_is_bounded_by_the_window() -> None:
-    plan = _after_first_page(window=3)
-
-    assert plan.to_fetch(8) == [10, 20, 30]
-
-
-def test_read_ahead_counts_buffered_pages_in_the_window() -> None:
-    plan = _after_first_page(window=3)
-    plan.to_fetch(8)
-    plan.arrived(30, _at(30, 10))
-
-    assert plan.to_fetch(8) == []
-
-
-def test_read_ahead_is_bounded_by_the_total() -> None:
-    plan = _after_first_page(total=25)
-
-    assert plan.to_fetch(8) == [10, 20]
-
-
-def test_read_ahead_is_bounded_by_stop() -> None:
-    plan = _after_first_page(stop=35)
-
-    assert plan.to_fetch(8) == [10, 20, 30]
-
-
-def test_read_ahead_goes_on_as_pages_are_delivered() -> None:
-    plan = _after_first_page(window=2)
-    plan.to_fetch(2)
-    plan.arrived(10, _at(10, 10))
-
-    assert plan.to_fetch(2) == [30]
-
-
-# -- ReadPlan: what is delivered -----------------------------------------------
-
-
-def test_out_of_order_pages_are_delivered_in_order() -> None:
-    plan = _after_first_page()
-    plan.to_fetch(3)
-
-    assert plan.arrived(30, _at(30, 10)) == []
-    assert plan.arrived(20, _at(20, 10)) == []
-    deliveries = plan.arrived(10, _at(10, 10))
-
-    assert [d.offset for d in deliveries] == [10, 20, 30]
-    assert _ids(deliveries) == _expected(10, 40)
-
-
-def test_short_page_leaves_a_gap_that_is_fetched_next() -> None:
-    plan = _after_first_page()
-    plan.to_fetch(2)
-    plan.arrived(20, _at(20, 10))
-
-    short = plan.arrived(10, _at(10, 4))
-
-    assert _ids(short) == _expected(10, 14)
-    assert plan.to_fetch(2)[0] == 14
-
-
-def test_filling_a_gap_delivers_the_buffered_page_after_it() -> None:
-    plan = _after_first_page()
-    plan.to_fetch(2)
-    plan.arrived(20, _at(20, 10))
-    plan.arrived(10, _at(10, 4))
-    plan.to_fetch(2)
-
-    deliveries = plan.arrived(14, _at(14, 6))
-
-    assert [d.offset for d in deliveries] == [14, 20]
-    assert _ids(deliveries) == _expected(14, 30)
-
-
-def test_short_page_is_not_the_end() -> None:
-    plan = _after_first_page()
-    plan.to_fetch(1)
-    plan.arrived(10, _at(10, 3))
-
-    assert not plan.done
-
-
-def test_long_page_overlapping_the_next_delivers_no_duplicates() -> None:
-    plan = _after_first_page()
-    plan.to_fetch(2)
-    plan.arrived(20, _at(20, 10))
-
-    deliveries = plan.arrived(10, _at(10, 15))
-
-    assert [d.offset for d in deliveries] == [10, 25]
-    assert _ids(deliveries) == _expected(10, 30)
-
-
-def test_page_wholly_behind_the_cursor_is_dropped() -> None:
-    plan = _after_first_page()
-    plan.to_fetch(2)
-    plan.arrived(10, _at(10, 20))
-
-    assert plan.arrived(20, _at(20, 10)) == []
-    assert plan.cursor == 30
-
-
-def test_stop_trims_the_items_of_the_last_page() -> None:
-    plan = ReadPlan(0, stop=7)
-    plan.to_fetch(1)
-
-    deliveries = plan.arrived(0, _at(0, 10))
-
-    assert _ids(deliveries) == _expected(0, 7)
-    assert plan.ended is ReadEnd.STOP
-
-
-def test_start_and_stop_select_a_slice() -> None:
-    plan = ReadPlan(3, stop=5)
-    plan.to_fetch(1)
-
-    assert _ids(plan.arrived(3, _at(3, 10))) == ["job-3", "job-4"]
-
-
-@pytest.mark.parametrize(("start", "stop"), [(5, 5), (0, 0), (9, 4)])
+@pytest.mark.parametrize(("start", "stop"), [(0, 0), (5, 5), (5, 3)])
 def test_start_at_or_after_stop_ends_with_no_request(start: int, stop: int) -> None:
     plan = ReadPlan(start, stop=stop)
 
     assert plan.ended is ReadEnd.STOP
-    assert plan.to_fetch(4) == []
+    assert _asks(plan) == []
 
 
-def test_empty_first_page_ends_the_read() -> None:
+# -- how far ahead -------------------------------------------------------------------
+
+
+def test_read_ahead_is_bounded_by_the_limit() -> None:
+    plan = _after_first_page(window=16)
+
+    assert _asks(plan, limit=3) == [10, 20, 30]
+
+
+def test_read_ahead_is_bounded_by_the_window() -> None:
+    plan = _after_first_page(window=4)
+
+    assert _asks(plan, limit=8) == [10, 20, 30, 40]
+
+
+def test_pages_buffered_and_being_handed_out_count_in_the_window() -> None:
+    plan = _after_first_page(window=4)
+    assert _asks(plan) == [10, 20, 30, 40]
+    plan.arrived(30, _at(30, 10))  # buffered behind a gap
+    plan.arrived(10, _at(10, 10))
+    assert plan.next_delivery() is not None  # being handed out
+    assert plan.next_delivery() is None
+
+    # In flight: 20, 40; buffered: 30; being handed out: 10.
+    assert _asks(plan) == []
+    plan.handed_out()
+    assert _asks(plan) == [50]
+
+
+def test_pages_waiting_for_the_caller_stop_even_the_cursor_request() -> None:
+    plan = ReadPlan(0, window=2)
+    assert _asks(plan) == [0]
+    plan.arrived(0, _at(0, 10))
+    assert _asks(plan) == [10]
+    plan.arrived(10, _at(10, 10))
+
+    # Two pages wait for the caller: nothing more is asked until it takes one.
+    assert _asks(plan) == []
+    assert plan.next_delivery() is not None
+    plan.handed_out()
+    assert _asks(plan) == [20]
+
+
+def test_the_cursor_is_asked_for_even_when_buffered_pages_fill_the_window() -> None:
+    plan = ReadPlan(0, window=4, window_bytes=1_000)
+    _asks(plan)
+    plan.arrived(0, _at(0, 10), size=10)
+    _take(plan)
+    assert _asks(plan) == [10, 20, 30, 40]
+    for offset in (20, 30, 40):
+        plan.arrived(offset, _at(offset, 10), size=10)
+    # A short, heavy page: the window shrinks below the pages held past its gap.
+    plan.arrived(10, _at(10, 4), size=600)
+    _take(plan)
+
+    assert plan.held > plan.effective_window()
+    assert _asks(plan) == [14]
+
+
+def test_large_bodies_shrink_the_window_to_the_byte_budget() -> None:
+    plan = ReadPlan(0, window=12, window_bytes=2_000_000)
+    assert _asks(plan) == [0]
+
+    plan.arrived(0, _at(0, 10), size=900_000)
+    _take(plan)
+
+    assert plan.effective_window() == 2
+    assert _asks(plan, limit=6) == [10, 20]
+
+
+def test_the_window_keeps_two_pages_whatever_the_bodies_weigh() -> None:
+    plan = ReadPlan(0, window=12, window_bytes=2_000_000)
+    _asks(plan)
+
+    plan.arrived(0, _at(0, 10), size=50_000_000)
+
+    assert plan.effective_window() == 2
+
+
+def test_small_bodies_keep_the_whole_window() -> None:
+    plan = ReadPlan(0, window=12, window_bytes=2_000_000)
+    _asks(plan)
+
+    plan.arrived(0, _at(0, 10), size=10_000)
+
+    assert plan.effective_window() == 12
+
+
+def test_read_ahead_is_bounded_by_the_total() -> None:
+    plan = _after_first_page(total=45)
+
+    assert _asks(plan) == [10, 20, 30, 40]
+
+
+def test_read_ahead_is_bounded_by_stop() -> None:
+    plan = _after_first_page(42, stop=61)
+
+    assert _asks(plan) == [52]
+
+
+def test_a_running_batch_is_read_ahead_only_as_far_as_processed() -> None:
+    plan = _after_first_page(status="running", processed=35, total=200)
+
+    assert _asks(plan) == [10, 20, 30]
+
+
+def test_a_running_batch_without_processed_is_read_one_page_at_a_time() -> None:
+    plan = _after_first_page(status="running", processed=None, total=200)
+
+    assert _asks(plan) == [10]
+
+
+def test_without_total_the_read_ahead_goes_on_until_a_page_shows_the_end() -> None:
+    plan = _after_first_page(total=None, window=4)
+    assert _asks(plan) == [10, 20, 30, 40]
+
+    plan.arrived(20, _page([], total=None))  # nothing from 20 on: 30 and 40 are lost
+    plan.arrived(10, _at(10, 10, total=None))
+
+    assert _asks(plan) == []
+    assert _ids(_take(plan)) == _expected(10, 20)
+    assert plan.ended is ReadEnd.EMPTY_PAGE
+
+
+def test_read_ahead_goes_on_as_pages_are_handed_out() -> None:
+    plan = _after_first_page(window=2)
+    assert _asks(plan) == [10, 20]
+    plan.arrived(10, _at(10, 10))
+    _take(plan)
+
+    assert _asks(plan) == [30]
+
+
+# -- pages of any length, in any order --------------------------------------------------
+
+
+def test_out_of_order_pages_are_handed_out_in_order() -> None:
+    plan = _after_first_page()
+    assert _asks(plan, limit=3) == [10, 20, 30]
+    plan.arrived(30, _at(30, 10))
+    plan.arrived(20, _at(20, 10))
+    assert _take(plan) == []
+
+    plan.arrived(10, _at(10, 10))
+
+    assert [d.offset for d in _take(plan)] == [10, 20, 30]
+
+
+def test_a_short_page_leaves_a_gap_that_is_asked_for_next() -> None:
+    plan = _after_first_page(window=8)
+    assert _asks(plan, limit=2) == [10, 20]
+
+    plan.arrived(10, _at(10, 7))
+
+    assert _asks(plan, limit=2) == [17]
+
+
+def test_a_gap_is_asked_for_at_once_even_ahead_of_the_cursor() -> None:
+    plan = _after_first_page(window=8)
+    assert _asks(plan, limit=3) == [10, 20, 30]
+
+    plan.arrived(20, _at(20, 6))
+
+    assert _asks(plan, limit=3) == [26]
+
+
+def test_a_gap_past_what_is_known_to_exist_is_not_asked_for_ahead() -> None:
+    plan = _after_first_page(status="running", processed=26, total=100, window=8)
+    assert _asks(plan, limit=3) == [10, 20]
+
+    plan.arrived(20, _at(20, 6, status="running", processed=26, total=100))
+
+    assert _asks(plan, limit=3) == []
+
+
+def test_filling_a_gap_hands_out_the_page_after_it() -> None:
+    plan = _after_first_page()
+    assert _asks(plan, limit=2) == [10, 20]
+    plan.arrived(20, _at(20, 10))
+    plan.arrived(10, _at(10, 7))
+    assert _ids(_take(plan)) == _expected(10, 17)
+    assert _asks(plan, limit=1) == [17]
+
+    plan.arrived(17, _at(17, 10))
+
+    assert _ids(_take(plan)) == _expected(17, 30)
+
+
+def test_a_short_page_is_not_the_end() -> None:
+    plan = _after_first_page(total=None)
+    assert _asks(plan, limit=1) == [10]
+
+    plan.arrived(10, _at(10, 3, total=None))
+
+    assert not plan.done
+    assert _asks(plan, limit=1) == [13]
+
+
+def test_a_long_page_overlapping_the_next_hands_out_no_duplicates() -> None:
+    plan = _after_first_page()
+    assert _asks(plan, limit=2) == [10, 20]
+    plan.arrived(10, _at(10, 15))
+    plan.arrived(20, _at(20, 10))
+
+    assert _ids(_take(plan)) == _expected(10, 30)
+
+
+def test_a_longer_page_shows_a_larger_page_size() -> None:
+    plan = _after_first_page(count=5, window=8)
+    assert _asks(plan, limit=1) == [5]
+
+    plan.arrived(5, _at(5, 10))
+
+    assert plan.page_size == 10
+    assert _asks(plan, limit=2) == [15, 25]
+
+
+def test_a_page_wholly_behind_the_cursor_is_dropped() -> None:
+    plan = _after_first_page()
+    assert _asks(plan, limit=2) == [10, 20]
+    plan.arrived(10, _at(10, 20))
+    _take(plan)
+
+    plan.arrived(20, _at(20, 10))
+
+    assert _take(plan) == []
+    assert plan.held == 0
+
+
+def test_stop_trims_the_items_of_the_last_page() -> None:
+    plan = _after_first_page(stop=15)
+    assert _asks(plan) == [10]
+
+    plan.arrived(10, _at(10, 10))
+
+    assert _ids(_take(plan)) == _expected(10, 15)
+    assert plan.ended is ReadEnd.STOP
+
+
+# -- the end of a read -------------------------------------------------------------------
+
+
+def test_an_empty_first_page_ends_the_read() -> None:
     plan = ReadPlan(0)
-    plan.to_fetch(1)
+    _asks(plan)
 
-    assert plan.arrived(0, _page([], status="running")) == []
+    plan.arrived(0, _page([], status="running"))
+
+    assert _take(plan) == []
     assert plan.ended is ReadEnd.EMPTY_PAGE
 
 
-def test_empty_page_after_items_ends_the_read() -> None:
-    plan = _after_first_page()
-    plan.to_fetch(1)
+def test_an_empty_page_after_items_ends_the_read() -> None:
+    plan = _after_first_page(total=None)
+    _asks(plan, limit=1)
 
-    assert plan.arrived(10, _page([])) == []
+    plan.arrived(10, _page([], total=None))
+
     assert plan.ended is ReadEnd.EMPTY_PAGE
-    assert plan.to_fetch(4) == []
+    assert _asks(plan) == []
 
 
-def test_empty_read_ahead_page_ends_the_read_when_the_cursor_reaches_it() -> None:
-    plan = _after_first_page()
-    plan.to_fetch(2)
-    assert plan.arrived(20, _page([])) == []
+def test_an_empty_read_ahead_page_ends_the_read_when_the_cursor_reaches_it() -> None:
+    plan = _after_first_page(total=None)
+    assert _asks(plan, limit=2) == [10, 20]
+    plan.arrived(20, _page([], total=None))
     assert not plan.done
 
-    deliveries = plan.arrived(10, _at(10, 10))
+    plan.arrived(10, _at(10, 10, total=None))
 
-    assert _ids(deliveries) == _expected(10, 20)
+    assert _ids(_take(plan)) == _expected(10, 20)
     assert plan.ended is ReadEnd.EMPTY_PAGE
 
 
-def test_total_reached_ends_the_read() -> None:
+def test_the_total_reached_ends_the_read() -> None:
     plan = ReadPlan(0)
-    plan.to_fetch(1)
+    _asks(plan)
+
     plan.arrived(0, _at(0, 10, total=10))
 
     assert plan.ended is ReadEnd.TOTAL
-    assert plan.to_fetch(4) == []
+    assert _asks(plan) == []
 
 
 def test_processed_reached_does_not_end_the_read() -> None:
     plan = ReadPlan(0)
-    plan.to_fetch(1)
+    _asks(plan)
 
     plan.arrived(0, _at(0, 5, total=10, processed=5))
 
     assert not plan.done
-    assert plan.to_fetch(1) == [5]
+    assert _asks(plan, limit=1) == [5]
 
 
-def test_batch_fields_are_kept_from_the_latest_page() -> None:
-    plan = ReadPlan(0)
-    plan.to_fetch(1)
-    plan.arrived(0, _at(0, 5, total=10, processed=4, status="running"))
+def test_a_page_after_the_end_hands_out_nothing() -> None:
+    plan = _after_first_page(total=None, stop=15)
+    assert _asks(plan) == [10]
+    plan.arrived(10, _at(10, 10, total=None))
+    assert plan.ended is ReadEnd.STOP
 
-    assert (plan.total, plan.processed, plan.status) == (10, 4, "running")
-
-
-def test_page_after_the_end_delivers_nothing() -> None:
-    plan = ReadPlan(0, stop=5)
-    plan.to_fetch(1)
-    plan.arrived(0, _at(0, 5))
-
-    assert plan.arrived(5, _at(5, 5)) == []
+    assert _take(plan) != []
+    assert plan.next_delivery() is None
 
 
-# -- ReadPlan: failed requests -------------------------------------------------
+# -- the batch's fields, judged in the order requests were sent -----------------------
 
 
-def test_failed_read_ahead_request_is_not_needed() -> None:
+def test_batch_fields_come_from_the_latest_sent_page() -> None:
+    plan = _after_first_page(status="running", processed=40, total=100)
+    assert _asks(plan, limit=2) == [10, 20]
+
+    plan.arrived(20, _at(20, 10, status="completed", processed=100, total=100))
+    plan.arrived(10, _at(10, 10, status="running", processed=40, total=100))
+
+    assert (plan.batch.status, plan.batch.processed) == ("completed", 100)
+
+
+def test_a_total_that_grows_while_pages_arrive_out_of_order_is_no_contradiction() -> None:
+    plan = _after_first_page(total=100)
+    assert _asks(plan, limit=2) == [10, 20]
+
+    plan.arrived(20, _at(20, 10, total=120))  # sent later, answered first, batch grew
+    plan.arrived(10, _at(10, 10, total=100))  # sent before the larger total was known
+
+    assert _ids(_take(plan)) == _expected(10, 30)
+    assert plan.batch.total == 120
+
+
+def test_a_total_that_shrinks_after_a_larger_one_arrived_is_a_pagination_error() -> None:
+    plan = _after_first_page(total=30)
+    assert _asks(plan, limit=1) == [10]
+
+    plan.arrived(10, _at(10, 10, total=20))
+
+    with pytest.raises(PaginationError, match="shrank from 30 to 20"):
+        plan.next_delivery()
+
+
+# -- failed requests: one budget per offset --------------------------------------------
+
+
+def test_failed_attempts_are_counted_per_offset() -> None:
     plan = _after_first_page()
-    plan.to_fetch(3)
+    assert _asks(plan, limit=2) == [10, 20]
 
-    assert plan.failed(20) is False
-    assert 20 not in plan.in_flight
-
-
-def test_failed_request_at_the_cursor_is_needed() -> None:
-    plan = _after_first_page()
-    plan.to_fetch(3)
-
-    assert plan.failed(10) is True
+    assert [plan.failed_attempt(10) for _ in range(3)] == [0, 1, 2]
+    assert plan.failed_attempt(20) == 0
 
 
-def test_failed_read_ahead_offset_is_asked_again_when_reached() -> None:
-    plan = _after_first_page(window=2)
-    plan.to_fetch(2)
-    plan.failed(20)
+def test_an_answer_resets_the_budget_of_its_offset() -> None:
+    plan = _after_first_page(follow=True, status="running", processed=10, total=100)
+    plan.poll()
+    assert _asks(plan) == [10]
+    plan.failed_attempt(10)
+    plan.arrived(10, _page([], status="running", total=100))
+    assert plan.waiting
+    plan.poll()
+    assert _asks(plan) == [10]
+
+    assert plan.failed_attempt(10) == 0
+
+
+def test_an_offset_that_gave_up_is_never_asked_for_again() -> None:
+    plan = _after_first_page(window=4)
+    assert _asks(plan) == [10, 20, 30, 40]
+
+    plan.gave_up(20, InternalServerError(500))
     plan.arrived(10, _at(10, 10))
 
-    assert plan.to_fetch(1) == [20]
+    assert 20 not in _asks(plan)
 
 
-# -- ReadPlan: follow mode -----------------------------------------------------
+def test_pages_before_an_offset_that_gave_up_are_handed_out_then_its_error() -> None:
+    plan = _after_first_page(window=4)
+    assert _asks(plan) == [10, 20, 30, 40]
+    error = InternalServerError(500)
+    plan.gave_up(20, error)
+    assert plan.next_delivery() is None
+
+    plan.arrived(10, _at(10, 10))
+
+    assert _ids([d for d in [plan.next_delivery()] if d]) == _expected(10, 20)
+    with pytest.raises(InternalServerError) as caught:
+        plan.next_delivery()
+    assert caught.value is error
 
 
-def _following_at(cursor: int, *, window: int = 4) -> ReadPlan:
-    """A follow-mode plan that has delivered items 0 to ``cursor`` of a running batch."""
+def test_an_offset_that_gave_up_is_forgotten_once_a_page_covers_it() -> None:
+    plan = _after_first_page(window=4)
+    assert _asks(plan, limit=2) == [10, 20]
+    plan.gave_up(20, InternalServerError(500))
+
+    plan.arrived(10, _at(10, 15))
+
+    assert _ids(_take(plan)) == _expected(10, 25)
+    assert _asks(plan, limit=1) == [25]
+
+
+# -- follow mode ---------------------------------------------------------------------
+
+
+def _following(*, count: int = 10, processed: int = 30, window: int = 8) -> ReadPlan:
+    """A follow-mode plan that has handed out items 0 to ``count`` of a running batch."""
     plan = ReadPlan(0, follow=True, window=window)
-    plan.to_fetch(1)
-    plan.arrived(0, _at(0, cursor, status="running"))
+    assert _asks(plan) == [0]
+    plan.arrived(0, _at(0, count, status="running", processed=processed, total=1_000))
+    _take(plan)
     return plan
 
 
-def test_follow_empty_page_of_a_running_batch_waits() -> None:
-    plan = _following_at(10)
-    plan.to_fetch(1)
+def test_follow_a_short_page_at_the_front_of_a_running_batch_waits() -> None:
+    plan = _following(count=4, processed=4)
 
-    assert plan.arrived(10, _page([], status="running")) == []
     assert plan.waiting
-    assert not plan.done
-    assert plan.to_fetch(4) == []
+    assert _asks(plan) == []
 
 
-def test_follow_resume_fetches_the_cursor_again() -> None:
-    plan = _following_at(10)
-    plan.to_fetch(1)
-    plan.arrived(10, _page([], status="running"))
+def test_follow_asks_the_cursor_again_after_poll() -> None:
+    plan = _following(count=4, processed=4)
 
-    plan.resume()
+    plan.poll()
 
     assert not plan.waiting
-    assert plan.to_fetch(1) == [10]
+    assert _asks(plan) == [4]
 
 
-def test_follow_delivers_items_that_appeared_after_waiting() -> None:
-    plan = _following_at(10)
-    plan.to_fetch(1)
-    plan.arrived(10, _page([], status="running"))
-    plan.resume()
-    plan.to_fetch(1)
+def test_follow_a_full_page_at_the_front_asks_the_next_page_at_once() -> None:
+    plan = ReadPlan(0, follow=True, window=8)
+    _asks(plan)
+    plan.arrived(0, _at(0, 10, status="running", processed=40, total=1_000))
+    _take(plan)
+    assert _asks(plan, limit=4) == [10, 20, 30]
+    for offset in (10, 20, 30):
+        plan.arrived(offset, _at(offset, 10, status="running", processed=40, total=1_000))
+    _take(plan)
 
-    assert _ids(plan.arrived(10, _at(10, 3, status="running"))) == _expected(10, 13)
+    assert not plan.waiting
+    assert _asks(plan, limit=4) == [40]
+
+
+def test_follow_an_empty_page_of_a_running_batch_waits() -> None:
+    plan = _following()
+    assert _asks(plan, limit=1) == [10]
+
+    plan.arrived(10, _page([], status="running", total=1_000))
+
+    assert plan.waiting
+    assert not plan.done
+    assert _asks(plan) == []
 
 
 @pytest.mark.parametrize("status", ["completed", "FAILED", " done ", "cancelled"])
-def test_follow_empty_page_of_a_finished_batch_ends_the_read(status: str) -> None:
-    plan = _following_at(10)
-    plan.to_fetch(1)
+def test_follow_an_empty_page_of_a_finished_batch_ends_the_read(status: str) -> None:
+    plan = _following()
+    assert _asks(plan, limit=1) == [10]
 
-    plan.arrived(10, _page([], status=status))
+    plan.arrived(10, _page([], status=status, total=1_000))
 
     assert plan.ended is ReadEnd.EMPTY_PAGE
     assert not plan.waiting
 
 
-def test_follow_total_reached_ends_the_read_of_a_running_batch() -> None:
+def test_follow_a_short_page_of_a_finished_batch_asks_the_gap_at_once() -> None:
+    plan = _following(count=10, processed=30)
+    assert _asks(plan, limit=1) == [10]
+
+    plan.arrived(10, _at(10, 4, status="completed", total=1_000))
+
+    assert not plan.waiting
+    assert _asks(plan, limit=1) == [14]
+
+
+def test_follow_the_total_reached_ends_the_read_of_a_running_batch() -> None:
     plan = ReadPlan(0, follow=True)
-    plan.to_fetch(1)
+    _asks(plan)
 
     plan.arrived(0, _at(0, 10, total=10, status="running"))
 
     assert plan.ended is ReadEnd.TOTAL
 
 
-def test_follow_empty_read_ahead_page_is_not_the_end() -> None:
-    plan = _following_at(10)
-    plan.to_fetch(2)
-    plan.arrived(20, _page([], status="running"))
-
-    deliveries = plan.arrived(10, _at(10, 10, status="running"))
-
-    assert _ids(deliveries) == _expected(10, 20)
-    assert not plan.done
-    assert not plan.waiting
-    assert plan.to_fetch(1) == [20]
-
-
-def test_follow_empty_read_ahead_page_stops_the_read_ahead_until_items_come() -> None:
-    plan = _following_at(10, window=6)
-    assert plan.to_fetch(4) == [10, 20, 30, 40]
-    plan.arrived(30, _page([], status="running"))
-
-    # The batch ends before 30 for now: nothing is asked past what is in flight.
-    plan.arrived(40, _page([], status="running"))
-    assert plan.to_fetch(6) == []
-
-    deliveries = plan.arrived(10, _at(10, 10, status="running"))
-
-    assert _ids(deliveries) == _expected(10, 20)
-    # Items came: the read-ahead starts again, from the cursor on.
-    assert plan.to_fetch(6) == [30, 40, 50, 60, 70]
-
-
-def test_nothing_is_asked_past_an_empty_read_ahead_page() -> None:
-    plan = ReadPlan(0, window=8)
-    plan.to_fetch(1)
-    plan.arrived(0, _at(0, 10, total=1_000, status="running"))
-    assert plan.to_fetch(4) == [10, 20, 30, 40]
-
-    plan.arrived(30, _page([], total=1_000, status="running"))
-
-    assert plan.to_fetch(8) == []
-    plan.arrived(10, _at(10, 10, total=1_000, status="running"))
-    plan.arrived(20, _at(20, 10, total=1_000, status="running"))
-    assert plan.done
-    assert plan.ended is ReadEnd.EMPTY_PAGE
-
-
-def test_the_read_ahead_resumes_once_a_longer_page_reaches_past_an_empty_one() -> None:
-    plan = ReadPlan(0, window=8)
-    plan.to_fetch(1)
-    plan.arrived(0, _at(0, 10, status="running"))
-    assert plan.to_fetch(4) == [10, 20, 30, 40]
-    plan.arrived(30, _page([], status="running"))
-    plan.arrived(40, _page([], status="running"))
-    plan.arrived(10, _at(10, 10, status="running"))
-    # The batch grew: the page at 20 reaches past the empty page at 30.
-    plan.arrived(20, _at(20, 15, status="running"))
-    assert not plan.done
-    assert plan.to_fetch(4) == [35]
-
-    plan.arrived(35, _at(35, 15, status="running"))
-
-    assert plan.cursor == 50
-    assert plan.to_fetch(4) == [50, 65, 80, 95]
-
-
-def test_a_page_of_another_length_before_the_end_marks_the_server_uneven() -> None:
-    plan = ReadPlan(0, window=8)
-    plan.to_fetch(1)
-    plan.arrived(0, _at(0, 10, total=100))
-    plan.to_fetch(3)
-    plan.arrived(10, _at(10, 10, total=100))
-    assert not plan.uneven
-
-    plan.arrived(20, _at(20, 4, total=100))
-
-    assert plan.uneven
-
-
-def test_a_short_last_page_does_not_mark_the_server_uneven() -> None:
-    plan = ReadPlan(0, window=8)
-    plan.to_fetch(1)
-    plan.arrived(0, _at(0, 10, total=14))
-    plan.to_fetch(2)
-
-    plan.arrived(10, _at(10, 4, total=14))
-
-    assert plan.done
-    assert not plan.uneven
-
-
-def test_follow_resume_does_not_ask_for_an_offset_already_in_flight() -> None:
-    plan = _following_at(10, window=4)
-    assert plan.to_fetch(4) == [10, 20, 30, 40]
-    plan.arrived(40, _page([], status="running"))
-    plan.arrived(10, _page([], status="running"))
-    assert plan.in_flight == {20, 30}
-    plan.resume()
-
-    requested = plan.to_fetch(4)
-
-    assert not {20, 30} & set(requested)
-    assert len(requested) + 2 <= 4
-
-
-# -- ReadPlan: servers that contradict themselves ------------------------------
-
-
-def test_server_that_ignores_from_is_a_pagination_error() -> None:
-    plan = _after_first_page()
-    plan.to_fetch(1)
-
-    with pytest.raises(PaginationError, match="ignore `from`"):
-        plan.arrived(10, _at(0, 10))
-
-
-def test_repeated_job_id_is_a_pagination_error_naming_it_and_both_offsets() -> None:
-    plan = _after_first_page()
-    plan.to_fetch(1)
-
-    with pytest.raises(PaginationError) as caught:
-        plan.arrived(10, _page([10, 11, 12, 3, 14]))
-
-    message = str(caught.value)
-    assert "'job-3'" in message
-    assert "offset 13" in message
-    assert "offset 3" in message
-
-
-def test_repeated_job_id_within_one_page_is_a_pagination_error() -> None:
-    plan = ReadPlan(0)
-    plan.to_fetch(1)
-
-    with pytest.raises(PaginationError, match="'job-1'"):
-        plan.arrived(0, _page([0, 1, 1]))
-
-
-def test_items_without_job_id_are_not_checked_for_repeats() -> None:
-    plan = ReadPlan(0, stop=4)
-    plan.to_fetch(1)
-    anonymous = BatchScrapeSitemapData(success=False, error="unreachable")
-    page = BatchScrapeSitemapStatusResponse(data=(anonymous, anonymous))
-    plan.arrived(0, page)
-    plan.to_fetch(1)
-    different = BatchScrapeSitemapData(success=False, error="timeout")
-    deliveries = plan.arrived(2, BatchScrapeSitemapStatusResponse(data=(different, anonymous)))
-
-    assert len(deliveries) == 1
-    assert plan.ended is ReadEnd.STOP
-
-
-def test_total_that_shrinks_is_a_pagination_error() -> None:
-    plan = _after_first_page(total=30)
-    plan.to_fetch(1)
-
-    with pytest.raises(PaginationError, match="shrank from 30 to 20"):
-        plan.arrived(10, _at(10, 10, total=20))
-
-
-def test_total_that_grows_is_accepted() -> None:
-    plan = _after_first_page(total=20)
-    plan.to_fetch(1)
-    plan.arrived(10, _at(10, 10, total=30))
-
-    assert (plan.total, plan.done) == (30, False)
-
-
-# -- ReadPlan: properties over any server --------------------------------------
-
-_MAX_FAILURES = 30
-
-
-@settings(max_examples=300, deadline=None)
-@given(data=st.data())
-def test_any_page_sizes_and_order_deliver_every_item_once_in_order(data: st.DataObject) -> None:
-    """Every item from start to stop, once and in order, whatever the pages and the order."""
-    n = data.draw(st.integers(0, 300), label="items")
-    start = data.draw(st.integers(0, n + 5), label="start")
-    stop = data.draw(st.none() | st.integers(0, n + 30), label="stop")
-    limit = data.draw(st.integers(1, 8), label="limit")
-    window = data.draw(st.integers(limit, 3 * limit), label="window")
-    send_total = data.draw(st.booleans(), label="send_total")
-    fail_read_ahead = data.draw(st.booleans(), label="fail_read_ahead")
-    guess = data.draw(st.none() | st.integers(1, 25), label="guess")
-    plan = ReadPlan(
-        start, stop=stop, window=window, guess=None if guess is None else PageSizeGuess(guess)
-    )
-    outstanding: list[int] = []
-    delivered: list[str] = []
-    held: list[Delivery] = []  # delivered by the plan, not yet taken by the caller
-    failures = steps = 0
-
-    while True:
-        outstanding += plan.to_fetch(limit)
-        assert len(outstanding) <= limit
-        assert len(outstanding) + len(plan._ready) <= window
-        # Pages held for a slow caller stop the requests: the window holds.
-        assert len(outstanding) + len(plan._ready) + len(held) <= window + 1
-        if held and (not outstanding or data.draw(st.booleans(), label="take")):
-            delivered += _ids([held.pop(0)])
-            plan.handing_out = len(held)
-            continue
-        if plan.done:
-            break
-        assert outstanding, f"the plan stalled at {plan.cursor}"
-        steps += 1
-        assert steps <= 3 * (n + 2) + 2 * window + 2 * failures, "the read does not terminate"
-        offset = outstanding.pop(data.draw(st.integers(0, len(outstanding) - 1)))
-        if (
-            fail_read_ahead
-            and offset != plan.cursor
-            and failures < _MAX_FAILURES
-            and data.draw(st.booleans(), label="fail")
-        ):
-            failures += 1
-            assert plan.failed(offset) is False
-            continue
-        length = data.draw(st.integers(1, 25), label="page length")
-        page = _page(range(offset, min(n, offset + length)), total=n if send_total else None)
-        skipped = 0
-        if data.draw(st.booleans(), label="trim"):
-            page, skipped = _as_fetched(plan, offset, page)
-        deliveries = plan.arrived(offset, page, skipped=skipped)
-        for delivery in deliveries:
-            assert delivery.offset == start + len(delivered) + sum(len(d.page.data) for d in held)
-            held.append(delivery)
-        plan.handing_out = len(held)
-
-    delivered += _ids(held)
-    end = n if stop is None else min(stop, n)
-    assert delivered == _expected(start, end)
-
-
-@settings(max_examples=200, deadline=None)
-@given(
-    n=st.integers(0, 120),
-    page_size=st.integers(1, 25),
-    limit=st.integers(1, 8),
-    send_total=st.booleans(),
-    guess=st.sampled_from(["none", "right", "wrong"]),
-    wrong=st.integers(1, 25),
-)
-def test_in_order_answers_of_a_fixed_page_size_need_few_requests(
-    n: int, page_size: int, limit: int, send_total: bool, guess: str, wrong: int
-) -> None:
-    """With steady pages answered in order, the read asks each page once, plus a few beyond."""
-    size = {"none": None, "right": page_size, "wrong": wrong}[guess]
-    plan = ReadPlan(0, window=2 * limit, guess=None if size is None else PageSizeGuess(size))
-    outstanding: list[int] = []
-    requests = 0
-    delivered: list[str] = []
-
-    while True:
-        new = plan.to_fetch(limit)
-        requests += len(new)
-        outstanding += new
-        if plan.done:
-            break
-        offset = min(outstanding)
-        outstanding.remove(offset)
-        page = _page(range(offset, min(n, offset + page_size)), total=n if send_total else None)
-        delivered += _ids(plan.arrived(offset, page))
-
-    pages = -(-n // page_size)
-    assert delivered == _expected(0, n)
-    assert len(set(outstanding)) == len(outstanding)
-    if size is None:
-        assert requests <= pages + (0 if send_total and n else 2 * limit + 1)
-    elif size == page_size:
-        # Only the first round, planned before `total` is known, may ask too far.
-        assert requests <= pages + (limit - 1 if send_total and n else 2 * limit + 1)
-    else:
-        assert requests <= pages + 4 * limit + 1
-
-
-@settings(max_examples=200, deadline=None)
-@given(data=st.data())
-def test_follow_over_a_growing_batch_delivers_every_item_once_in_order(
-    data: st.DataObject,
-) -> None:
-    """A running batch that grows while it is read: every item once, in order, within limits."""
-    final_size = data.draw(st.integers(0, 150), label="final size")
-    available = data.draw(st.integers(0, final_size), label="available at first")
-    limit = data.draw(st.integers(1, 8), label="limit")
-    window = data.draw(st.integers(limit, 3 * limit), label="window")
-    send_total = data.draw(st.booleans(), label="send_total")
-    guess = data.draw(st.none() | st.integers(1, 25), label="guess")
-    finished = False
-    plan = ReadPlan(
-        0, follow=True, window=window, guess=None if guess is None else PageSizeGuess(guess)
-    )
-    outstanding: list[int] = []
-    delivered: list[str] = []
-    steps = 0
-
-    while True:
-        outstanding += plan.to_fetch(limit)
-        assert len(outstanding) <= limit
-        assert len(set(outstanding)) == len(outstanding), "an offset is asked twice at once"
-        assert len(outstanding) + len(plan._ready) <= window
-        if plan.done:
-            break
-        steps += 1
-        assert steps <= 20 * (final_size + 2), "the read does not terminate"
-        if plan.waiting:
-            # Time passes while the read waits: the batch grows, or finally finishes.
-            if available < final_size:
-                available = min(final_size, available + data.draw(st.integers(1, 10)))
-            else:
-                finished = True
-            plan.resume()
-            continue
-        assert outstanding, f"the plan stalled at {plan.cursor}"
-        if data.draw(st.booleans(), label="grow"):
-            available = min(final_size, available + data.draw(st.integers(0, 10)))
-        offset = outstanding.pop(data.draw(st.integers(0, len(outstanding) - 1)))
-        length = data.draw(st.integers(1, 25), label="page length")
-        page = _page(
-            range(offset, min(available, offset + length)),
-            total=final_size if send_total else None,
-            status="completed" if finished else "running",
-        )
-        skipped = 0
-        if data.draw(st.booleans(), label="trim"):
-            page, skipped = _as_fetched(plan, offset, page)
-        for delivery in plan.arrived(offset, page, skipped=skipped):
-            assert delivery.offset == len(delivered)
-            delivered += _ids([delivery])
-
-    assert delivered == _expected(0, final_size)
-
-
-# -- review findings: ids that identify nothing, and runs of alike items ---------------
-
-
-def _idless(
-    offset: int, count: int, *, job_id: str | None = None
-) -> BatchScrapeSitemapStatusResponse:
-    """A page of alike failed items whose metadata carries no usable job id."""
-    metadata = None if job_id is None else BatchScrapeSitemapMetadata(job_id=job_id)
-    item = BatchScrapeSitemapData(metadata=metadata, success=False, error_code="FETCH_FAILED")
-    return BatchScrapeSitemapStatusResponse(data=(item,) * count)
-
-
-def test_empty_job_ids_are_not_taken_for_repeats() -> None:
-    plan = ReadPlan(0)
-    plan.to_fetch(1)
-    assert len(plan.arrived(0, _idless(0, 3, job_id=""))[0].page.data) == 3
-
-
-def test_pages_of_one_alike_item_may_follow_each_other() -> None:
-    plan = ReadPlan(0)
-    delivered = 0
-    for offset in range(3):
-        plan.to_fetch(1)
-        delivered += sum(len(d.page.data) for d in plan.arrived(offset, _idless(offset, 1)))
-    assert delivered == 3
-
-
-def test_a_long_run_of_alike_pages_is_a_server_ignoring_from() -> None:
-    plan = ReadPlan(0)
-    for offset in range(3):
-        plan.to_fetch(1)
-        plan.arrived(offset, _idless(offset, 1))
-    plan.to_fetch(1)
-    with pytest.raises(PaginationError, match="ignore `from`"):
-        plan.arrived(3, _idless(3, 1))
-
-
-def test_following_from_the_end_of_a_batch_ends_at_once() -> None:
+def test_follow_from_the_end_of_a_batch_ends_at_once() -> None:
     plan = ReadPlan(20, follow=True)
-    plan.to_fetch(1)
-    empty = BatchScrapeSitemapStatusResponse(total=20, status="running")
-    assert plan.arrived(20, empty) == []
+    _asks(plan)
+
+    plan.arrived(20, BatchScrapeSitemapStatusResponse(total=20, status="running"))
+
     assert plan.ended is ReadEnd.TOTAL
     assert not plan.waiting
 
 
-def test_pages_being_handed_out_count_against_the_window() -> None:
-    plan = ReadPlan(0, window=4)
-    plan.to_fetch(4)
-    plan.arrived(0, _page(range(10), total=1000))
-    plan.handing_out = 1
-    assert len(plan.to_fetch(4)) == 3
-    plan.handing_out = 3
-    assert plan.to_fetch(4) == []
+def test_follow_an_empty_read_ahead_page_is_a_wait_when_the_read_reaches_it() -> None:
+    plan = _following(processed=30)
+    assert _asks(plan, limit=2) == [10, 20]
+    plan.arrived(20, _page([], status="running", total=1_000, processed=30))
+
+    plan.arrived(10, _at(10, 10, status="running", total=1_000, processed=30))
+
+    assert _ids(_take(plan)) == _expected(10, 20)
+    assert not plan.done
+    assert plan.waiting
 
 
-def test_pages_waiting_for_the_caller_stop_even_the_cursor_request() -> None:
-    plan = ReadPlan(0, window=2)
-    assert plan.to_fetch(1) == [0]
-    deliveries = plan.arrived(0, _at(0, 10, total=1000))
-    plan.handing_out = len(deliveries)
-    assert plan.to_fetch(1) == [10]
-    plan.handing_out += len(plan.arrived(10, _at(10, 10, total=1000)))
+def test_follow_does_not_wait_while_a_request_is_in_flight() -> None:
+    plan = _following(count=10, processed=30, window=8)
+    assert _asks(plan, limit=2) == [10, 20]
 
-    # Two pages wait for the caller: nothing more is asked until it takes one.
-    assert plan.to_fetch(1) == []
-    plan.handing_out -= 1
-    assert plan.to_fetch(1) == [20]
+    plan.arrived(20, _at(20, 3, status="running", total=1_000, processed=30))
+
+    assert not plan.waiting
+
+
+def test_follow_read_ahead_resumes_when_processed_shows_more() -> None:
+    plan = _following(count=4, processed=4)
+    plan.poll()
+    assert _asks(plan) == [4]
+
+    plan.arrived(4, _at(4, 10, status="running", processed=60, total=1_000))
+
+    assert _ids(_take(plan)) == _expected(4, 14)
+    assert _asks(plan, limit=8) == [14, 24, 34, 44, 54]
+
+
+# -- servers that repeat themselves -------------------------------------------------------
+
+
+def test_a_server_that_ignores_from_is_a_pagination_error() -> None:
+    plan = _after_first_page(total=None)
+    _asks(plan, limit=1)
+
+    plan.arrived(10, _at(0, 10, total=None))
+
+    with pytest.raises(PaginationError, match="ignore `from`"):
+        plan.next_delivery()
 
 
 def test_good_pages_before_a_repeat_are_handed_out_then_the_read_fails() -> None:
     plan = ReadPlan(0, window=8)
-    plan.to_fetch(1)
-    plan.in_flight |= {10, 20}
-    assert plan.arrived(20, _page([10, 11])) == []
-    assert plan.arrived(10, _at(10, 10)) == []
+    _asks(plan)
+    plan.arrived(0, _at(0, 10, total=None))
+    assert _asks(plan, limit=2) == [10, 20]
+    plan.arrived(20, _page([10, 11], total=None))
+    plan.arrived(10, _at(10, 10, total=None))
 
-    deliveries = plan.arrived(0, _at(0, 10))
-
-    assert _ids(deliveries) == _expected(0, 20)
-    assert plan.contradiction is not None
-    assert "'job-10'" in str(plan.contradiction)
-    assert plan.to_fetch(4) == []
-    with pytest.raises(PaginationError):
-        plan.arrived(30, _at(30, 10))
+    assert _ids([d for d in [plan.next_delivery(), plan.next_delivery()] if d]) == _expected(0, 20)
+    with pytest.raises(PaginationError, match="'job-10'"):
+        plan.next_delivery()
+    assert _asks(plan) == []
 
 
-# -- the memory of job ids ---------------------------------------------------------------
+# -- properties over any server -------------------------------------------------------------
 
 
-def _read_in_order(plan: ReadPlan, first: int, end: int, size: int = 100) -> None:
-    for offset in range(first, end, size):
-        assert plan.to_fetch(1) == [offset]
-        plan.arrived(offset, _at(offset, min(size, end - offset)))
+class _Server:
+    """A batch of ``n`` items served in pages that may vary, with or without ``total``."""
+
+    def __init__(self, n: int, *, send_total: bool) -> None:
+        self.n = n
+        self.send_total = send_total
+
+    def page(self, offset: int, length: int) -> BatchScrapeSitemapStatusResponse:
+        return _page(
+            range(offset, min(self.n, offset + length)),
+            total=self.n if self.send_total else None,
+            status="completed",
+        )
 
 
-def test_a_repeat_of_any_of_the_last_2048_job_ids_is_caught() -> None:
-    plan = ReadPlan(0, window=1)
-    _read_in_order(plan, 0, 10_000)
-    assert plan.to_fetch(1) == [10_000]
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_any_page_lengths_order_and_failures_give_every_item_once_in_order(
+    data: st.DataObject,
+) -> None:
+    """Every item from start to stop once and in order, or every item before a failed offset."""
+    n = data.draw(st.integers(0, 300), label="items")
+    start = data.draw(st.integers(0, n + 5), label="start")
+    stop = data.draw(st.none() | st.integers(0, n + 30), label="stop")
+    limit = data.draw(st.integers(1, 8), label="limit")
+    window = data.draw(st.integers(max(2, limit), 3 * limit + 2), label="window")
+    server = _Server(n, send_total=data.draw(st.booleans(), label="send_total"))
+    failures = data.draw(st.booleans(), label="failures")
+    plan = ReadPlan(start, stop=stop, window=window)
+    outstanding: list[int] = []
+    asked: list[int] = []
+    delivered: list[str] = []
+    failed_offsets: set[int] = set()
+    failed = False
+    steps = 0
 
-    # job-7952 is 2,048 ids back.
-    with pytest.raises(PaginationError, match="job 'job-7952' at offset 10001"):
-        plan.arrived(10_000, _page([10_000, 7_952]))
+    while True:
+        while (offset := plan.next_offset(limit)) is not None:
+            outstanding.append(offset)
+            asked.append(offset)
+        assert len(outstanding) <= limit
+        assert plan.held <= max(window, len(outstanding) + 1) + 1
+        if data.draw(st.booleans(), label="take") or not outstanding:
+            try:
+                delivery = plan.next_delivery()
+            except BlatError:
+                failed = True
+                break
+            if delivery is not None:
+                assert delivery.offset == start + len(delivered)
+                delivered += _ids([delivery])
+                plan.handed_out()
+                continue
+        if plan.done:
+            break
+        assert outstanding, f"the plan stalled at {plan.cursor}"
+        steps += 1
+        assert steps <= 3 * (n + 2) + 2 * window, "the read does not terminate"
+        offset = outstanding.pop(data.draw(st.integers(0, len(outstanding) - 1)))
+        if failures and data.draw(st.integers(0, 9), label="fail") == 0:
+            plan.gave_up(offset, InternalServerError(500))
+            failed_offsets.add(offset)
+            continue
+        length = data.draw(st.integers(1, 25), label="page length")
+        plan.arrived(offset, server.page(offset, length))
+
+    while not failed and (delivery := plan.next_delivery()) is not None:
+        delivered += _ids([delivery])
+        plan.handed_out()
+    end = n if stop is None else min(stop, n)
+    # No offset is asked twice in a read that does not follow.
+    assert len(set(asked)) == len(asked)
+    if failed:
+        # Every item before an offset that failed, and not one more.
+        assert delivered == _expected(start, start + len(delivered))
+        assert start + len(delivered) in failed_offsets
+    else:
+        assert delivered == _expected(start, end)
 
 
-def test_the_memory_of_job_ids_stays_bounded() -> None:
-    plan = ReadPlan(0, window=1)
-    _read_in_order(plan, 0, 50_000)
-    assert 2048 <= len(plan._recent) <= 4096
+@settings(max_examples=300, deadline=None)
+@given(
+    n=st.integers(0, 250),
+    page_size=st.integers(1, 25),
+    start=st.integers(0, 40),
+    limit=st.integers(1, 8),
+    send_total=st.booleans(),
+    data=st.data(),
+)
+def test_a_read_asks_for_the_pages_it_needs_and_no_more(
+    n: int, page_size: int, start: int, limit: int, send_total: bool, data: st.DataObject
+) -> None:
+    """With ``total``, requests = pages; without, at most ``limit - 1`` past the last page."""
+    plan = ReadPlan(start, window=2 * limit)
+    server = _Server(n, send_total=send_total)
+    outstanding: list[int] = []
+    asked: list[int] = []
+    delivered: list[str] = []
+
+    while not plan.done:
+        while (offset := plan.next_offset(limit)) is not None:
+            outstanding.append(offset)
+            asked.append(offset)
+        assert outstanding, f"the plan stalled at {plan.cursor}"
+        offset = outstanding.pop(data.draw(st.integers(0, len(outstanding) - 1)))
+        plan.arrived(offset, server.page(offset, page_size))
+        delivered += _ids(_take(plan))
+
+    pages = max(1, math.ceil((n - start) / page_size)) if n > start else 1
+    assert delivered == _expected(start, max(start, n))
+    assert sorted(asked)[: min(pages, len(asked))] == [
+        start + k * page_size for k in range(min(pages, len(asked)))
+    ]
+    if send_total:
+        assert len(asked) == pages
+    else:
+        # The page that shows the end (empty, or a gap after a short page) is
+        # needed; what was in flight past it then is the only waste.
+        assert len(asked) <= pages + 1 + (limit - 1)
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data())
+def test_follow_over_a_growing_batch_gives_every_item_once_and_asks_once_a_poll(
+    data: st.DataObject,
+) -> None:
+    """A running batch that grows while it is read: every item once, in order, no idle asks."""
+    final_size = data.draw(st.integers(0, 150), label="final size")
+    available = data.draw(st.integers(0, final_size), label="available at first")
+    page_size = data.draw(st.integers(1, 25), label="page size")
+    limit = data.draw(st.integers(1, 8), label="limit")
+    plan = ReadPlan(0, follow=True, window=2 * limit)
+    outstanding: list[int] = []
+    delivered: list[str] = []
+    requests = polls = pages_with_items = 0
+
+    while not plan.done:
+        while (offset := plan.next_offset(limit)) is not None:
+            outstanding.append(offset)
+            requests += 1
+        assert len(set(outstanding)) == len(outstanding), "an offset is asked twice at once"
+        if plan.waiting:
+            # Time passes while the read waits: the batch grows.
+            available = min(final_size, available + data.draw(st.integers(1, 10)))
+            polls += 1
+            assert polls <= 10 * (final_size + 2), "the read does not terminate"
+            plan.poll()
+            continue
+        assert outstanding, f"the plan stalled at {plan.cursor}"
+        offset = outstanding.pop(data.draw(st.integers(0, len(outstanding) - 1)))
+        status = "completed" if available == final_size else "running"
+        page = _page(
+            range(offset, min(available, offset + page_size)),
+            total=final_size,
+            status=status,
+            processed=available,
+        )
+        pages_with_items += bool(page.data)
+        plan.arrived(offset, page)
+        for delivery in _take(plan):
+            assert delivery.offset == len(delivered)
+            delivered += _ids([delivery])
+
+    assert delivered == _expected(0, final_size)
+    # One request a poll while caught up, one a page with items, and the first.
+    assert requests <= polls + pages_with_items + 1

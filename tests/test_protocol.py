@@ -367,7 +367,7 @@ def test_redirect_gives_a_message_about_redirects(status: int) -> None:
 def test_good_page_is_decoded() -> None:
     body = json.dumps(page(0, 3, total=3)).encode()
 
-    result, _skipped = decode_page_response(200, {}, body)
+    result = decode_page_response(200, {}, body)
 
     assert isinstance(result, BatchScrapeSitemapStatusResponse)
     assert [item.metadata.job_id for item in result.data if item.metadata] == [
@@ -445,7 +445,7 @@ def _large_body() -> bytes:
 
 
 def test_a_large_page_is_decoded_with_the_collector_paused(collector_seen: list[bool]) -> None:
-    result, _skipped = decode_page_response(200, {}, _large_body())
+    result = decode_page_response(200, {}, _large_body())
 
     assert len(result.data) == 500
     assert collector_seen == [False]

@@ -14,14 +14,15 @@ import pytest
 from aiohttp import web
 
 from blat_async import (
+    BatchScrapeSitemapData,
     BlatClient,
     BlatError,
+    InternalServerError,
     ReadEnd,
     ReadProgress,
     ResponseValidationError,
     RetryPolicy,
 )
-from blat_async._protocol import Answer
 from blat_async.testing import FakeBlatServer, Fault
 
 from .conftest import job_ids, page
@@ -65,43 +66,85 @@ async def test_the_default_concurrency_reads_ahead(server: FakeBlatServer) -> No
 
 async def test_an_unusual_page_size_is_learned(server: FakeBlatServer) -> None:
     batch = server.add_batch(size=101, page_size=7, latency=0.005)
-    async with client_for(server, concurrency=4, page_size_guess=None) as client:
+    async with client_for(server, concurrency=4) as client:
         items = [item async for item in client.iter_batch_scrape_sitemap(batch.batch_id)]
     assert job_ids(items) == batch.job_ids
     assert len(server.requests) == 15
 
 
-async def test_the_first_round_asks_as_many_pages_as_the_concurrency(
+async def test_the_first_request_goes_alone_then_the_read_fills_the_concurrency(
     server: FakeBlatServer,
 ) -> None:
     batch = server.add_batch(size=200, latency=0.02)
     async with client_for(server, concurrency=8) as client:
         items = [item async for item in client.iter_batch_scrape_sitemap(batch.batch_id)]
     assert job_ids(items) == batch.job_ids
-    first_round = sorted(server.requests, key=lambda r: r.started)[:8]
-    answered = min(r.finished for r in server.requests)
-    # Eight requests reached the server before any answer was sent.
-    assert sorted(r.from_ for r in first_round) == list(range(0, 80, 10))
-    assert max(r.started for r in first_round) < answered
+    first, *rest = sorted(server.requests, key=lambda r: r.started)
+    assert first.from_ == 0
+    assert all(r.started >= first.finished for r in rest)
+    assert server.max_in_flight == 8
     assert sorted(r.from_ for r in server.requests) == list(range(0, 200, 10))
 
 
-async def test_a_wrong_guess_costs_at_most_the_first_round_then_is_corrected(
+@pytest.mark.parametrize("concurrency", [1, 3, 8])
+@pytest.mark.parametrize("size", [0, 5, 10, 95, 200])
+async def test_a_finished_batch_costs_one_request_a_page(
+    server: FakeBlatServer, size: int, concurrency: int
+) -> None:
+    batch = server.add_batch(size=size, latency=0.002)
+    async with client_for(server, concurrency=concurrency) as client:
+        items = [item async for item in client.iter_batch_scrape_sitemap(batch.batch_id)]
+    assert job_ids(items) == batch.job_ids
+    assert sorted(r.from_ for r in server.requests) == list(range(0, max(size, 1), 10))
+
+
+async def test_big_pages_are_asked_for_at_their_own_offsets(server: FakeBlatServer) -> None:
+    batch = server.add_batch(size=20_000, page_size=1_000, links_per_job=0)
+    async with client_for(server) as client:
+        count = 0
+        async for _item in client.iter_batch_scrape_sitemap(batch.batch_id):
+            count += 1
+    assert count == 20_000
+    assert sorted(r.from_ for r in server.requests) == list(range(0, 20_000, 1_000))
+
+
+async def test_a_slice_asks_only_the_pages_it_covers(server: FakeBlatServer) -> None:
+    batch = server.add_batch(size=1_000)
+    async with client_for(server) as client:
+        items = [item async for item in client.iter_batch_scrape_sitemap(batch.batch_id, 42, 61)]
+    assert job_ids(items) == batch.job_ids[42:61]
+    assert [r.from_ for r in server.requests] == [42, 52]
+
+
+@pytest.mark.parametrize("concurrency", [1, 4, 8])
+async def test_an_offset_that_always_fails_is_tried_once_per_retry_at_any_concurrency(
+    server: FakeBlatServer, concurrency: int
+) -> None:
+    batch = server.add_batch(size=200, latency=0.001)
+    server.inject(Fault.status(500), batch_id=batch.batch_id, from_=50, times=None)
+    retry = RetryPolicy(max_retries=2, initial_delay=0.001, max_delay=0.002)
+    seen: list[BatchScrapeSitemapData] = []
+
+    async def read(client: BlatClient) -> None:
+        async for item in client.iter_batch_scrape_sitemap(batch.batch_id):
+            seen.append(item)
+
+    async with client_for(server, concurrency=concurrency, retry=retry) as client:
+        with pytest.raises(InternalServerError):
+            await read(client)
+    assert job_ids(seen) == batch.job_ids[:50]
+    assert [r.from_ for r in server.requests].count(50) == 3
+
+
+async def test_a_running_batch_is_read_ahead_only_as_far_as_it_has_items(
     server: FakeBlatServer,
 ) -> None:
-    batch = server.add_batch(size=101, page_size=7, latency=0.005)
-    async with client_for(server, concurrency=4) as client:
-        for read in range(2):
-            server.reset_requests()
-            items = [item async for item in client.iter_batch_scrape_sitemap(batch.batch_id)]
-            assert job_ids(items) == batch.job_ids
-            if read == 0:
-                # Guessed pages of 10: each guessed offset may leave a gap to fill.
-                assert 15 <= len(server.requests) <= 15 + 3
-            else:
-                # The first read showed pages of 7: the second one guesses right.
-                assert len(server.requests) == 15
-                assert sorted(r.from_ for r in server.requests) == list(range(0, 101, 7))
+    batch = server.add_batch(size=200, visible=75)
+    async with client_for(server) as client:
+        items = [item async for item in client.iter_batch_scrape_sitemap(batch.batch_id)]
+    assert job_ids(items) == batch.job_ids[:75]
+    # Eight pages with items, and the one that shows the end for now.
+    assert sorted(r.from_ for r in server.requests) == [0, 10, 20, 30, 40, 50, 60, 70, 75]
 
 
 async def test_a_stalled_consumer_stops_the_requests(server: FakeBlatServer) -> None:
@@ -116,26 +159,16 @@ async def test_a_stalled_consumer_stops_the_requests(server: FakeBlatServer) -> 
     assert job_ids([first, *rest]) == batch.job_ids
 
 
-async def test_big_pages_under_a_small_guess_are_read_once_each_item(
+async def test_big_pages_are_read_once_each_item_with_the_collector_on(
     server: FakeBlatServer,
 ) -> None:
-    # Guessed pages of 10 against pages of 400: the first round's pages overlap.
     batch = server.add_batch(size=1_000, page_size=400, links_per_job=20)
     async with client_for(server, concurrency=4) as client:
         items = [item async for item in client.iter_batch_scrape_sitemap(batch.batch_id)]
     assert job_ids(items) == batch.job_ids
     assert all(len(item.links) == 20 for item in items if item.success)
+    assert sorted(r.from_ for r in server.requests) == [0, 400, 800]
     assert gc.isenabled()
-
-
-async def test_a_batch_of_one_page_costs_the_first_round_of_guesses(
-    server: FakeBlatServer,
-) -> None:
-    batch = server.add_batch(size=4, latency=0.005)
-    async with client_for(server, concurrency=3) as client:
-        items = [item async for item in client.iter_batch_scrape_sitemap(batch.batch_id)]
-    assert job_ids(items) == batch.job_ids
-    assert sorted(r.from_ for r in server.requests) == [0, 10, 20]
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -337,37 +370,6 @@ async def test_the_next_request_travels_while_the_caller_handles_a_page(
     [second] = [r for r in server.requests if r.from_ == 10]
     assert second.started < finished_first_page
     assert server.max_in_flight == 1
-
-
-async def test_the_next_request_leaves_before_the_answer_is_decoded(
-    server: FakeBlatServer, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    batch = server.add_batch(size=40)
-    events: list[tuple[str, int]] = []
-    decode = Answer.decode
-
-    def logged_decode(answer: Answer, skip: int = 0) -> Any:
-        events.append(("decode", int(answer.url.rpartition("=")[2])))
-        return decode(answer, skip)
-
-    monkeypatch.setattr(Answer, "decode", logged_decode)
-    async with client_for(server, concurrency=1) as client:
-        attempt = client._attempt
-
-        async def logged_attempt(url: Any, retry: int) -> Answer:
-            events.append(("send", int(url.query["from"])))
-            return await attempt(url, retry)
-
-        monkeypatch.setattr(client, "_attempt", logged_attempt)
-        items = [item async for item in client.iter_batch_scrape_sitemap(batch.batch_id)]
-    assert job_ids(items) == batch.job_ids
-    assert [offset for kind, offset in events if kind == "send"] == [0, 10, 20, 30]
-    # The first page is decoded before anything else is sent: only its total
-    # bounds the read-ahead. From then on, each request leaves before the
-    # answer in front of it is decoded.
-    assert events.index(("decode", 0)) < events.index(("send", 10))
-    for offset in (10, 20):
-        assert events.index(("send", offset + 10)) < events.index(("decode", offset))
 
 
 async def test_an_answer_that_does_not_decode_is_asked_again_within_the_concurrency(

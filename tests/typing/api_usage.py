@@ -23,9 +23,7 @@ from blat_async import (
 async def stream_links(batch_id: str, queue: asyncio.Queue[str]) -> int:
     retry = RetryPolicy(max_retries=5, initial_delay=0.2, max_delay=4.0)
     progress = ReadProgress()
-    async with BlatClient(
-        "key", timeout=10.0, retry=retry, concurrency=4, page_size_guess=None
-    ) as client:
+    async with BlatClient("key", timeout=10.0, retry=retry, concurrency=4) as client:
         page: BatchScrapeSitemapStatusResponse = await client.get_batch_scrape_sitemap_status(
             batch_id, from_=0
         )
