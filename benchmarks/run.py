@@ -147,6 +147,33 @@ def _python(script: str, *arguments: str) -> list[str]:
     return [sys.executable, str(HERE / script), *arguments]
 
 
+@dataclass(frozen=True, slots=True)
+class Served:
+    """What the fake server answered while one reader ran: the requests the reader sent."""
+
+    requests: int
+    failed: int
+    """Requests answered with another status than 200, or not answered."""
+    max_in_flight: int
+    froms: tuple[int | None, ...]
+    """Each request's ``from``, in the order they finished (``None`` when absent)."""
+    seconds: float
+    """From the first request's arrival to the last one's end."""
+    unfinished: int
+    """Requests still being handled when the server reported; the next report counts them."""
+
+    @classmethod
+    def from_stats(cls, stats: dict[str, Any]) -> Served:
+        return cls(
+            requests=stats["requests"],
+            failed=stats["failed"],
+            max_in_flight=stats["max_in_flight"],
+            froms=tuple(stats["froms"]),
+            seconds=stats["seconds"],
+            unfinished=stats["unfinished"],
+        )
+
+
 @dataclass(slots=True)
 class ServerProcess:
     """The fake server's process, and the line protocol of `fake_server.py`."""
@@ -157,12 +184,12 @@ class ServerProcess:
     loop: str
     """The server's event loop: uvloop or asyncio (the readers always run on asyncio's)."""
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> Served:
         """The requests the server answered since the last call."""
         assert self.process.stdin is not None
         self.process.stdin.write("stats\n")
         self.process.stdin.flush()
-        return _read_json_line(self.process.stdout)
+        return Served.from_stats(_read_json_line(self.process.stdout))
 
 
 def _read_json_line(stream: IO[str] | None) -> dict[str, Any]:
@@ -210,7 +237,8 @@ class ReaderRuns:
 
     reader: str
     results: list[ReadResult] = field(default_factory=list)
-    server_seconds: list[float] = field(default_factory=list)
+    served: list[Served] = field(default_factory=list)
+    """What the server answered during each of `results`, in the same order."""
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -303,6 +331,8 @@ def run_scenario(
                     server.stats()
                     continue
                 served = server.stats()
+                if served.unfinished:
+                    log(f"  {reader}: {served.unfinished} request(s) still unfinished")
                 problem = _check(result, scenario, links)
                 if problem is not None:
                     runs[reader].errors.append(problem)
@@ -311,7 +341,7 @@ def run_scenario(
                 if links is None and result.links >= 0:
                     links = result.links
                 runs[reader].results.append(result)
-                runs[reader].server_seconds.append(served["seconds"])
+                runs[reader].served.append(served)
             log(f"  repetition {repetition + 1}/{repeat} done")
     return runs, server.loop
 
@@ -329,18 +359,37 @@ def _fmt(value: float, spec: str, suffix: str = "") -> str:
     return "n/a" if math.isnan(value) else f"{value:{spec}}{suffix}"
 
 
+def _span(values: Sequence[int]) -> str:
+    """``4,000`` when every run gave the same number, else ``4,000-4,005``."""
+    low, high = min(values), max(values)
+    return f"{low:,}" if low == high else f"{low:,}-{high:,}"
+
+
+def _requests_cell(runs: ReaderRuns) -> str:
+    cell = _span([served.requests for served in runs.served])
+    failed = [served.failed for served in runs.served]
+    if any(failed):
+        cell += f" ({_span(failed)} failed)"
+    return cell
+
+
 def scenario_table(scenario: Scenario, runs: dict[str, ReaderRuns]) -> list[str]:
     """The markdown table of one scenario."""
     raw, generated = runs.get(RAW), runs.get(GENERATED)
+    # Without latency, the server answers each request before it reads the
+    # next: it never holds more than one, whatever the client sends.
+    in_flight = scenario.latency > 0
+    header = ["reader", "median s", "min-max s", f"requests (pages: {scenario.pages:,})"]
+    header += ["max in flight"] if in_flight else []
+    header += ["items/s", "vs raw", "vs generated", "peak RSS MiB", "RSS growth MiB"]
     lines = [
-        "| reader | median s | min-max s | items/s | vs raw | vs generated "
-        "| peak RSS MiB | RSS growth MiB |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| " + " | ".join(header) + " |",
+        "| --- |" + " ---: |" * (len(header) - 1),
     ]
     for reader, reader_runs in runs.items():
         label = _READER_LABELS[reader]
         if not reader_runs.results:
-            lines.append(f"| {label} | failed | | | | | | |")
+            lines.append(f"| {label} | failed |" + " |" * (len(header) - 2))
             continue
         seconds = reader_runs.seconds
         median = reader_runs.median_seconds
@@ -348,6 +397,11 @@ def scenario_table(scenario: Scenario, runs: dict[str, ReaderRuns]) -> list[str]
             label,
             f"{median:.3f}",
             f"{min(seconds):.3f}-{max(seconds):.3f}",
+            _requests_cell(reader_runs),
+        ]
+        if in_flight:
+            cells.append(_span([served.max_in_flight for served in reader_runs.served]))
+        cells += [
             f"{scenario.size / median:,.0f}",
             _fmt(_ratio(raw, reader_runs), ".2f", "x"),
             _fmt(_ratio(generated, reader_runs), ".2f", "x"),
@@ -619,6 +673,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("\n".join(machine()))
     print(f"- command: python benchmarks/run.py {' '.join(sys.argv[1:])}".rstrip())
     print(f"- {repeat} repetition(s), every read in a fresh process, readers in turns")
+    print(
+        "- requests: counted by the fake server while the reader ran, failed ones included;"
+        " a reader that wastes none sends one a page. max in flight (with latency only):"
+        " the most requests the server was answering at once"
+    )
     print()
     crashed = False
     all_runs: dict[str, dict[str, ReaderRuns]] = {}
