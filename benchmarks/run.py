@@ -5,14 +5,25 @@
     python benchmarks/run.py --only a,c --repeat 3
     python benchmarks/run.py --profile b  # where blat_async's time goes in scenario (b)
 
+The scenarios, each a finished batch that reports its ``total``:
+
+* (a) CPU-bound: 40,000 items in pages of 10, 3 links an item, no latency;
+* (b) big pages: 30,000 items in pages of 1,000, 20 links an item, no latency;
+* (c) latency-bound: 2,000 items in pages of 10 (200 pages), 20 ms a request;
+* (d) memory: 200,000 items in pages of 100, 20 links an item, streamed,
+  and (d3) the same batch with 3 links an item;
+* (e) requests: 20,000 items in pages of 1,000, no links, no latency.
+
 For each scenario, the fake server (`blat_async.testing.FakeBlatServer`) runs
 in its own process on 127.0.0.1, on uvloop when it is installed (``--server-loop``
 chooses), and every read runs in a fresh process of its own, on asyncio's own
 loop, the readers taking turns within each repetition. The tables show median
-and range of the read's wall time, items per second, the speed-up against the
-raw loop and the generated client (above 1: faster), and each reader's peak
-resident memory. The targets of issue 6 are checked on the medians of the
-same run.
+and range of the read's wall time, the requests the reader sent (counted by
+the server, beside the scenario's pages: one request a page wastes none),
+items per second, the speed-up against the raw loop and the generated client
+(above 1: faster), and each reader's peak resident memory. The targets are
+checked on the same run: times and memory on the medians, requests on every
+run.
 
 The exit status is 1 only when a reader crashed or read the wrong number of
 items or links; a missed target or a slow machine never fails the run.
@@ -88,7 +99,7 @@ class Scenario:
 
 
 def scenarios(smoke: bool) -> list[Scenario]:
-    """The four scenarios of issue 6, full size or tiny for ``--smoke``."""
+    """Every scenario, full size or tiny for ``--smoke``."""
 
     def size(full: int, tiny: int) -> int:
         return tiny if smoke else full
@@ -138,6 +149,15 @@ def scenarios(smoke: bool) -> list[Scenario]:
             3,
             0.0,
             (RAW, BLAT, COLLECT),
+        ),
+        Scenario(
+            "e",
+            "Requests: pages of 1,000",
+            size(20_000, 3_000),
+            1_000,
+            0,
+            0.0,
+            (RAW, BLAT),
         ),
     ]
 
@@ -416,7 +436,7 @@ def scenario_table(scenario: Scenario, runs: dict[str, ReaderRuns]) -> list[str]
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """One of issue 6's targets, measured in this run."""
+    """One target, measured in this run."""
 
     scenario: str
     text: str
@@ -439,33 +459,23 @@ def _speed_target(
 
 
 def targets(
-    all_runs: dict[str, dict[str, ReaderRuns]],
-    by_key: dict[str, Scenario],
-    structuring: dict[str, Any] | None,
+    all_runs: dict[str, dict[str, ReaderRuns]], by_key: dict[str, Scenario]
 ) -> list[Target]:
-    """Check issue 6's targets on the medians of this run."""
+    """Check the targets on this run: speed and memory on the medians, requests on every run."""
     found: list[Target] = []
     if (runs := all_runs.get("a")) is not None:
         found.append(_speed_target("a", "defaults >= 1.0x raw items/s", runs, RAW, 1.0))
-        found.append(_speed_target("a", "defaults >= 2.5x generated items/s", runs, GENERATED, 2.5))
+        found += _request_targets(by_key["a"], runs)
     if (runs := all_runs.get("b")) is not None:
         found.append(_speed_target("b", "defaults >= 0.6x raw items/s", runs, RAW, 0.6))
-    if structuring is not None:
-        ratio = structuring["structure_page"] / structuring["by_hand"]
-        found.append(
-            Target(
-                "b",
-                "structure_page within 1.5x of hand-written attrs constructors",
-                f"{ratio:.3f}x the time",
-                ratio <= 1.5,
-            )
-        )
     if (runs := all_runs.get("c")) is not None:
         found.append(_speed_target("c", "defaults >= 3.5x faster than raw", runs, RAW, 3.5))
         found.append(_floor_target("c", runs, 1.05))
-    for key in ("d", "d3"):
-        if (runs := all_runs.get(key)) is not None:
-            found += _memory_targets(key, runs)
+        found += _request_targets(by_key["c"], runs)
+    if (runs := all_runs.get("d")) is not None:
+        found += _memory_targets("d", runs)
+    if (runs := all_runs.get("e")) is not None:
+        found += _request_targets(by_key["e"], runs, aligned=True)
     return found
 
 
@@ -480,32 +490,47 @@ def _floor_target(key: str, runs: dict[str, ReaderRuns], within: float) -> Targe
     return Target(key, text, measured, ratio <= within)
 
 
-def _memory_targets(key: str, runs: dict[str, ReaderRuns]) -> list[Target]:
-    """Scenario (d)'s targets: peak RSS near the raw streaming loop, far below collecting."""
+def _request_targets(
+    scenario: Scenario, runs: dict[str, ReaderRuns], aligned: bool = False
+) -> list[Target]:
+    """blat_async sends one request a page, in every run; with ``aligned``, at page boundaries."""
     found: list[Target] = []
-    raw, blat, collect = runs.get(RAW), runs.get(BLAT), runs.get(COLLECT)
-    if raw and blat and raw.results and blat.results:
-        extra = blat.median_peak_mib - raw.median_peak_mib
-        found.append(
-            Target(
-                key,
-                "defaults' peak RSS within 10 MB of the raw streaming loop",
-                f"{blat.median_peak_mib:.1f} vs {raw.median_peak_mib:.1f} MiB ({extra:+.1f} MiB)",
-                extra <= 10 * 1000**2 / 1024**2,
-            )
-        )
-    if collect and blat and collect.results and blat.results:
-        share = blat.median_peak_mib / collect.median_peak_mib
-        measured = f"{blat.median_peak_mib:.1f} vs {collect.median_peak_mib:.1f} MiB ({share:.3f})"
-        if raw and raw.results:
-            # What the same interpreter reaches at best: the raw loop streams too.
-            measured += f"; raw streaming loop: {raw.median_peak_mib / collect.median_peak_mib:.3f}"
-        found.append(
-            Target(
-                key, "defaults' peak RSS under a tenth of collect-every-page", measured, share < 0.1
-            )
-        )
+    for reader, name in ((BLAT, "defaults"), (BLAT_C8, "concurrency=8")):
+        if reader not in runs:
+            continue
+        served = runs[reader].served
+        text = f"{name}: requests == pages ({scenario.pages:,}) in every run"
+        if not served:
+            found.append(Target(scenario.key, text, "not measured", None))
+            continue
+        counts = [one.requests for one in served]
+        measured = f"{_span(counts)} requests in {len(counts)} run(s)"
+        found.append(Target(scenario.key, text, measured, all(n == scenario.pages for n in counts)))
+        if not aligned:
+            continue
+        text = f"{name}: every request's from a multiple of {scenario.page_size:,}"
+        froms = [offset for one in served for offset in one.froms]
+        # `None`: the request had no `from`, or one the server could not read.
+        off = [offset for offset in froms if offset is None or offset % scenario.page_size]
+        if off:
+            shown = sorted({-1 if offset is None else offset for offset in off})[:5]
+            listed = ", ".join("none" if offset < 0 else f"{offset:,}" for offset in shown)
+            measured = f"{len(off):,} of {len(froms):,} are not (from {listed}...)"
+        else:
+            measured = f"all {len(froms):,} are"
+        found.append(Target(scenario.key, text, measured, not off))
     return found
+
+
+def _memory_targets(key: str, runs: dict[str, ReaderRuns]) -> list[Target]:
+    """Peak RSS near the raw streaming loop's."""
+    raw, blat = runs.get(RAW), runs.get(BLAT)
+    text = "defaults' peak RSS within 10 MB of the raw streaming loop"
+    if not (raw and blat and raw.results and blat.results):
+        return [Target(key, text, "not measured", None)]
+    extra = blat.median_peak_mib - raw.median_peak_mib
+    measured = f"{blat.median_peak_mib:.1f} vs {raw.median_peak_mib:.1f} MiB ({extra:+.1f} MiB)"
+    return [Target(key, text, measured, extra <= 10 * 1000**2 / 1024**2)]
 
 
 # --- Structuring micro-benchmark ------------------------------------------------------
@@ -643,12 +668,13 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, 1 repetition")
     parser.add_argument("--repeat", type=int, help="repetitions (default 5, 1 with --smoke)")
-    parser.add_argument("--only", help="scenarios to run, as a,b,c,d (default: all)")
+    keys = [scenario.key for scenario in scenarios(smoke=False)]
+    parser.add_argument("--only", help=f"scenarios to run, among {','.join(keys)} (default: all)")
     parser.add_argument(
         "--profile",
         nargs="?",
         const="a",
-        choices=["a", "b", "c", "d"],
+        choices=keys,
         help="only profile blat_async in one scenario (default a) and print where the time goes",
     )
     parser.add_argument(
@@ -713,7 +739,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "to a client that decodes nothing."
                 )
                 print()
-        structuring = None
         if not args.only or "b" in args.only.split(","):
             log("structuring micro-benchmark")
             big = run_structuring(args.smoke, generated.folder, 1_000, 20)
@@ -725,10 +750,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print()
                 print("\n".join(structuring_table(results)))
                 print()
-            structuring = big
     by_key = {scenario.key: scenario for scenario in chosen}
-    found = targets(all_runs, by_key, structuring)
-    print("## Targets (medians of this run)")
+    found = targets(all_runs, by_key)
+    print("## Targets (time and memory: medians of this run; requests: every run)")
     print()
     print("| scenario | target | measured | result |")
     print("| --- | --- | --- | --- |")
