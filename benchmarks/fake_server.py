@@ -4,8 +4,12 @@
 address, then talks to it over stdin, one command a line:
 
 * ``stats``: answer a JSON line with the requests served since the last
-  ``stats`` (count, how long the server was busy) and forget them, so that a
-  long run does not pile up the server's request log;
+  ``stats`` (how many, how many failed, the most handled at once, each one's
+  ``from``, how long the server was busy) and forget them, so that a long run
+  does not pile up the server's request log. A request still being handled
+  (one a reader gave up on, waiting out the latency) is waited for, up to
+  5 s, and counted with the others; ``unfinished`` counts those that were
+  not done by then, which the next ``stats`` counts;
 * end of input: close the server and exit.
 
 The server runs on uvloop when it is installed (the ``bench`` extra installs
@@ -70,17 +74,46 @@ def _reply(document: object) -> None:
     sys.stdout.flush()
 
 
-def _stats(server: FakeBlatServer) -> dict[str, object]:
+_SETTLE_SECONDS = 0.01
+"""How long ``stats`` first lets requests that a finished reader left behind arrive."""
+_SETTLE_LIMIT = 5.0
+"""How long ``stats`` waits at most for the requests still being handled."""
+
+
+async def _stats(server: FakeBlatServer) -> dict[str, object]:
+    await asyncio.sleep(_SETTLE_SECONDS)
+    # The server's handlers run on this loop: nothing is recorded between
+    # reading the requests and forgetting them, as no await separates them.
     requests = server.requests
+    max_in_flight = server.max_in_flight
     server.reset_requests()
+    # A request is recorded when its handler ends. Right after a reset,
+    # `max_in_flight` is the number of requests still being handled.
+    deadline = time.monotonic() + _SETTLE_LIMIT
+    while server.max_in_flight and time.monotonic() < deadline:
+        await asyncio.sleep(_SETTLE_SECONDS)
+        requests += server.requests
+        server.reset_requests()
+    # Requests still unfinished after the limit are counted by the next ``stats``.
+    unfinished = server.max_in_flight
     if not requests:
-        return {"requests": 0, "seconds": 0.0, "failed": 0}
+        return {
+            "requests": 0,
+            "failed": 0,
+            "max_in_flight": 0,
+            "froms": [],
+            "seconds": 0.0,
+            "unfinished": unfinished,
+        }
     first = min(request.started for request in requests)
     last = max(request.finished for request in requests)
     return {
         "requests": len(requests),
-        "seconds": last - first,
         "failed": sum(1 for request in requests if request.status != 200),
+        "max_in_flight": max_in_flight,
+        "froms": [request.from_ for request in requests],
+        "seconds": last - first,
+        "unfinished": unfinished,
     }
 
 
@@ -112,7 +145,7 @@ async def _serve(args: argparse.Namespace, loop_name: str) -> None:
         loop = asyncio.get_running_loop()
         while command := (await loop.run_in_executor(None, sys.stdin.readline)).strip():
             if command == "stats":
-                _reply(_stats(server))
+                _reply(await _stats(server))
             else:
                 _reply({"error": f"unknown command {command!r}"})
 

@@ -17,7 +17,7 @@ import cProfile
 import importlib
 import sys
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -147,6 +147,30 @@ async def read_generated(args: argparse.Namespace) -> Counts:
                 return items, links, pages
 
 
+async def _fetch_bytes(
+    session: aiohttp.ClientSession, url: str, offsets: Iterable[int], workers: int
+) -> int:
+    """Fetch the page at each offset, ``workers`` at a time, and read the bodies as bytes.
+
+    Each worker sends its next request as soon as its body is in, so
+    ``workers`` requests are in flight while that many offsets are left.
+    Returns the number of pages fetched.
+    """
+    pending = iter(offsets)
+    pages = 0
+
+    async def worker() -> None:
+        nonlocal pages
+        for offset in pending:
+            async with session.get(f"{url}?from={offset}") as response:
+                response.raise_for_status()
+                await response.read()
+            pages += 1
+
+    await asyncio.gather(*(worker() for _ in range(workers)))
+    return pages
+
+
 async def read_server_ceiling(args: argparse.Namespace) -> Counts:
     """How fast the fake server serves: eight workers fetch every page and decode nothing.
 
@@ -155,20 +179,34 @@ async def read_server_ceiling(args: argparse.Namespace) -> Counts:
     """
     url = _page_url(args.base_url, args.batch_id)
     headers = {"Authorization": f"Bearer {args.api_key}"}
-    offsets = iter(range(0, args.expect, args.page_size))
-    pages = 0
-
-    async def worker(session: aiohttp.ClientSession) -> None:
-        nonlocal pages
-        for offset in offsets:
-            async with session.get(f"{url}?from={offset}") as response:
-                response.raise_for_status()
-                await response.read()
-            pages += 1
-
     async with aiohttp.ClientSession(headers=headers) as session:
-        await asyncio.gather(*(worker(session) for _ in range(_SERVER_WORKERS)))
+        offsets = range(0, args.expect, args.page_size)
+        pages = await _fetch_bytes(session, url, offsets, _SERVER_WORKERS)
     return args.expect, -1, pages
+
+
+async def read_zero_waste_floor(args: argparse.Namespace) -> Counts:
+    """The least a client that knows nothing in advance can do with eight requests in flight.
+
+    It sends the first page's request alone and decodes that page only, for
+    the batch's ``total`` and the page size (its length); then eight workers
+    fetch the pages at every later multiple of the page size below ``total``
+    and read their bodies as bytes. Every request is one the read needs.
+    Items are counted from ``total``, links are not counted.
+    """
+    url = _page_url(args.base_url, args.batch_id)
+    headers = {"Authorization": f"Bearer {args.api_key}"}
+    async with aiohttp.ClientSession(headers=headers) as session:
+        async with session.get(f"{url}?from=0") as response:
+            response.raise_for_status()
+            first = await response.json()
+        total = first.get("total")
+        page_size = len(first.get("data") or ())
+        if not isinstance(total, int) or (page_size == 0 and total > 0):
+            raise RuntimeError(f"the first page shows no usable total and page size: {first!r}")
+        offsets = range(page_size, total, page_size) if page_size else range(0)
+        pages = 1 + await _fetch_bytes(session, url, offsets, _SERVER_WORKERS)
+    return total, -1, pages
 
 
 READERS: Final[dict[str, Reader]] = {
@@ -178,6 +216,7 @@ READERS: Final[dict[str, Reader]] = {
     "blat_async-c8": read_blat_c8,
     "collect-all": read_collect,
     "server": read_server_ceiling,
+    "zero-waste": read_zero_waste_floor,
 }
 
 

@@ -5,14 +5,25 @@
     python benchmarks/run.py --only a,c --repeat 3
     python benchmarks/run.py --profile b  # where blat_async's time goes in scenario (b)
 
+The scenarios, each a finished batch that reports its ``total``:
+
+* (a) CPU-bound: 40,000 items in pages of 10, 3 links an item, no latency;
+* (b) big pages: 30,000 items in pages of 1,000, 20 links an item, no latency;
+* (c) latency-bound: 2,000 items in pages of 10 (200 pages), 20 ms a request;
+* (d) memory: 200,000 items in pages of 100, 20 links an item, streamed,
+  and (d3) the same batch with 3 links an item;
+* (e) requests: 20,000 items in pages of 1,000, no links, no latency.
+
 For each scenario, the fake server (`blat_async.testing.FakeBlatServer`) runs
 in its own process on 127.0.0.1, on uvloop when it is installed (``--server-loop``
 chooses), and every read runs in a fresh process of its own, on asyncio's own
 loop, the readers taking turns within each repetition. The tables show median
-and range of the read's wall time, items per second, the speed-up against the
-raw loop and the generated client (above 1: faster), and each reader's peak
-resident memory. The targets of issue 6 are checked on the medians of the
-same run.
+and range of the read's wall time, the requests the reader sent (counted by
+the server, beside the scenario's pages: one request a page wastes none),
+items per second, the speed-up against the raw loop and the generated client
+(above 1: faster), and each reader's peak resident memory. The targets are
+checked on the same run: times and memory on the medians, requests on every
+run.
 
 The exit status is 1 only when a reader crashed or read the wrong number of
 items or links; a missed target or a slow machine never fails the run.
@@ -50,9 +61,11 @@ BLAT: Final = "blat_async"
 BLAT_C8: Final = "blat_async-c8"
 COLLECT: Final = "collect-all"
 SERVER: Final = "server"
+FLOOR: Final = "zero-waste"
 
 _READER_LABELS: Final = {
     SERVER: "server alone (8 in flight, bytes only)",
+    FLOOR: "zero-waste floor (first page alone, then 8 in flight, bytes only)",
     RAW: "raw aiohttp loop",
     GENERATED: "generated (openapi-python-client)",
     BLAT: "blat_async, defaults",
@@ -86,7 +99,7 @@ class Scenario:
 
 
 def scenarios(smoke: bool) -> list[Scenario]:
-    """The four scenarios of issue 6, full size or tiny for ``--smoke``."""
+    """Every scenario, full size or tiny for ``--smoke``."""
 
     def size(full: int, tiny: int) -> int:
         return tiny if smoke else full
@@ -117,7 +130,7 @@ def scenarios(smoke: bool) -> list[Scenario]:
             10,
             3,
             0.020,
-            (SERVER, RAW, GENERATED, BLAT, BLAT_C8),
+            (FLOOR, RAW, GENERATED, BLAT, BLAT_C8),
         ),
         Scenario(
             "d",
@@ -137,6 +150,15 @@ def scenarios(smoke: bool) -> list[Scenario]:
             0.0,
             (RAW, BLAT, COLLECT),
         ),
+        Scenario(
+            "e",
+            "Requests: pages of 1,000",
+            size(20_000, 3_000),
+            1_000,
+            0,
+            0.0,
+            (RAW, BLAT),
+        ),
     ]
 
 
@@ -145,6 +167,33 @@ def scenarios(smoke: bool) -> list[Scenario]:
 
 def _python(script: str, *arguments: str) -> list[str]:
     return [sys.executable, str(HERE / script), *arguments]
+
+
+@dataclass(frozen=True, slots=True)
+class Served:
+    """What the fake server answered while one reader ran: the requests the reader sent."""
+
+    requests: int
+    failed: int
+    """Requests answered with another status than 200, or not answered."""
+    max_in_flight: int
+    froms: tuple[int | None, ...]
+    """Each request's ``from``, in the order they finished (``None`` when absent)."""
+    seconds: float
+    """From the first request's arrival to the last one's end."""
+    unfinished: int
+    """Requests still being handled when the server reported; the next report counts them."""
+
+    @classmethod
+    def from_stats(cls, stats: dict[str, Any]) -> Served:
+        return cls(
+            requests=stats["requests"],
+            failed=stats["failed"],
+            max_in_flight=stats["max_in_flight"],
+            froms=tuple(stats["froms"]),
+            seconds=stats["seconds"],
+            unfinished=stats["unfinished"],
+        )
 
 
 @dataclass(slots=True)
@@ -157,12 +206,12 @@ class ServerProcess:
     loop: str
     """The server's event loop: uvloop or asyncio (the readers always run on asyncio's)."""
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> Served:
         """The requests the server answered since the last call."""
         assert self.process.stdin is not None
         self.process.stdin.write("stats\n")
         self.process.stdin.flush()
-        return _read_json_line(self.process.stdout)
+        return Served.from_stats(_read_json_line(self.process.stdout))
 
 
 def _read_json_line(stream: IO[str] | None) -> dict[str, Any]:
@@ -210,7 +259,8 @@ class ReaderRuns:
 
     reader: str
     results: list[ReadResult] = field(default_factory=list)
-    server_seconds: list[float] = field(default_factory=list)
+    served: list[Served] = field(default_factory=list)
+    """What the server answered during each of `results`, in the same order."""
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -303,6 +353,8 @@ def run_scenario(
                     server.stats()
                     continue
                 served = server.stats()
+                if served.unfinished:
+                    log(f"  {reader}: {served.unfinished} request(s) still unfinished")
                 problem = _check(result, scenario, links)
                 if problem is not None:
                     runs[reader].errors.append(problem)
@@ -311,7 +363,7 @@ def run_scenario(
                 if links is None and result.links >= 0:
                     links = result.links
                 runs[reader].results.append(result)
-                runs[reader].server_seconds.append(served["seconds"])
+                runs[reader].served.append(served)
             log(f"  repetition {repetition + 1}/{repeat} done")
     return runs, server.loop
 
@@ -329,18 +381,37 @@ def _fmt(value: float, spec: str, suffix: str = "") -> str:
     return "n/a" if math.isnan(value) else f"{value:{spec}}{suffix}"
 
 
+def _span(values: Sequence[int]) -> str:
+    """``4,000`` when every run gave the same number, else ``4,000-4,005``."""
+    low, high = min(values), max(values)
+    return f"{low:,}" if low == high else f"{low:,}-{high:,}"
+
+
+def _requests_cell(runs: ReaderRuns) -> str:
+    cell = _span([served.requests for served in runs.served])
+    failed = [served.failed for served in runs.served]
+    if any(failed):
+        cell += f" ({_span(failed)} failed)"
+    return cell
+
+
 def scenario_table(scenario: Scenario, runs: dict[str, ReaderRuns]) -> list[str]:
     """The markdown table of one scenario."""
     raw, generated = runs.get(RAW), runs.get(GENERATED)
+    # Without latency, the server answers each request before it reads the
+    # next: it never holds more than one, whatever the client sends.
+    in_flight = scenario.latency > 0
+    header = ["reader", "median s", "min-max s", f"requests (pages: {scenario.pages:,})"]
+    header += ["max in flight"] if in_flight else []
+    header += ["items/s", "vs raw", "vs generated", "peak RSS MiB", "RSS growth MiB"]
     lines = [
-        "| reader | median s | min-max s | items/s | vs raw | vs generated "
-        "| peak RSS MiB | RSS growth MiB |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| " + " | ".join(header) + " |",
+        "| --- |" + " ---: |" * (len(header) - 1),
     ]
     for reader, reader_runs in runs.items():
         label = _READER_LABELS[reader]
         if not reader_runs.results:
-            lines.append(f"| {label} | failed | | | | | | |")
+            lines.append(f"| {label} | failed |" + " |" * (len(header) - 2))
             continue
         seconds = reader_runs.seconds
         median = reader_runs.median_seconds
@@ -348,6 +419,11 @@ def scenario_table(scenario: Scenario, runs: dict[str, ReaderRuns]) -> list[str]
             label,
             f"{median:.3f}",
             f"{min(seconds):.3f}-{max(seconds):.3f}",
+            _requests_cell(reader_runs),
+        ]
+        if in_flight:
+            cells.append(_span([served.max_in_flight for served in reader_runs.served]))
+        cells += [
             f"{scenario.size / median:,.0f}",
             _fmt(_ratio(raw, reader_runs), ".2f", "x"),
             _fmt(_ratio(generated, reader_runs), ".2f", "x"),
@@ -360,7 +436,7 @@ def scenario_table(scenario: Scenario, runs: dict[str, ReaderRuns]) -> list[str]
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """One of issue 6's targets, measured in this run."""
+    """One target, measured in this run."""
 
     scenario: str
     text: str
@@ -383,72 +459,78 @@ def _speed_target(
 
 
 def targets(
-    all_runs: dict[str, dict[str, ReaderRuns]],
-    by_key: dict[str, Scenario],
-    structuring: dict[str, Any] | None,
+    all_runs: dict[str, dict[str, ReaderRuns]], by_key: dict[str, Scenario]
 ) -> list[Target]:
-    """Check issue 6's targets on the medians of this run."""
+    """Check the targets on this run: speed and memory on the medians, requests on every run."""
     found: list[Target] = []
     if (runs := all_runs.get("a")) is not None:
         found.append(_speed_target("a", "defaults >= 1.0x raw items/s", runs, RAW, 1.0))
-        found.append(_speed_target("a", "defaults >= 2.5x generated items/s", runs, GENERATED, 2.5))
+        found += _request_targets(by_key["a"], runs)
     if (runs := all_runs.get("b")) is not None:
         found.append(_speed_target("b", "defaults >= 0.6x raw items/s", runs, RAW, 0.6))
-    if structuring is not None:
-        ratio = structuring["structure_page"] / structuring["by_hand"]
-        found.append(
-            Target(
-                "b",
-                "structure_page within 1.5x of hand-written attrs constructors",
-                f"{ratio:.3f}x the time",
-                ratio <= 1.5,
-            )
-        )
     if (runs := all_runs.get("c")) is not None:
         found.append(_speed_target("c", "defaults >= 3.5x faster than raw", runs, RAW, 3.5))
-        scenario = by_key["c"]
-        ideal = math.ceil(scenario.pages / 8) * scenario.latency
-        c8 = runs.get(BLAT_C8)
-        text = f"concurrency=8 within 1.15x of ceil({scenario.pages}/8) x 20 ms = {ideal:.3f} s"
-        if c8 is None or not c8.results:
-            found.append(Target("c", text, "not measured", None))
+        found.append(_floor_target("c", runs, 1.05))
+        found += _request_targets(by_key["c"], runs)
+    if (runs := all_runs.get("d")) is not None:
+        found += _memory_targets("d", runs)
+    if (runs := all_runs.get("e")) is not None:
+        found += _request_targets(by_key["e"], runs, aligned=True)
+    return found
+
+
+def _floor_target(key: str, runs: dict[str, ReaderRuns], within: float) -> Target:
+    """concurrency=8 against the zero-waste floor: the same eight in flight, nothing decoded."""
+    text = f"concurrency=8 within {within:.2f}x of the zero-waste floor"
+    floor, c8 = runs.get(FLOOR), runs.get(BLAT_C8)
+    if floor is None or c8 is None or not floor.results or not c8.results:
+        return Target(key, text, "not measured", None)
+    ratio = c8.median_seconds / floor.median_seconds
+    measured = f"{c8.median_seconds:.3f} vs {floor.median_seconds:.3f} s = {ratio:.3f}x"
+    return Target(key, text, measured, ratio <= within)
+
+
+def _request_targets(
+    scenario: Scenario, runs: dict[str, ReaderRuns], aligned: bool = False
+) -> list[Target]:
+    """blat_async sends one request a page, in every run; with ``aligned``, at page boundaries."""
+    found: list[Target] = []
+    for reader, name in ((BLAT, "defaults"), (BLAT_C8, "concurrency=8")):
+        if reader not in runs:
+            continue
+        served = runs[reader].served
+        text = f"{name}: requests == pages ({scenario.pages:,}) in every run"
+        if not served:
+            found.append(Target(scenario.key, text, "not measured", None))
+            continue
+        counts = [one.requests for one in served]
+        measured = f"{_span(counts)} requests in {len(counts)} run(s)"
+        found.append(Target(scenario.key, text, measured, all(n == scenario.pages for n in counts)))
+        if not aligned:
+            continue
+        text = f"{name}: every request's from a multiple of {scenario.page_size:,}"
+        froms = [offset for one in served for offset in one.froms]
+        # `None`: the request had no `from`, or one the server could not read.
+        off = [offset for offset in froms if offset is None or offset % scenario.page_size]
+        if off:
+            shown = sorted({-1 if offset is None else offset for offset in off})[:5]
+            listed = ", ".join("none" if offset < 0 else f"{offset:,}" for offset in shown)
+            measured = f"{len(off):,} of {len(froms):,} are not (from {listed}...)"
         else:
-            ratio = c8.median_seconds / ideal
-            found.append(
-                Target("c", text, f"{c8.median_seconds:.3f} s = {ratio:.2f}x", ratio <= 1.15)
-            )
-    for key in ("d", "d3"):
-        if (runs := all_runs.get(key)) is not None:
-            found += _memory_targets(key, runs)
+            measured = f"all {len(froms):,} are"
+        found.append(Target(scenario.key, text, measured, not off))
     return found
 
 
 def _memory_targets(key: str, runs: dict[str, ReaderRuns]) -> list[Target]:
-    """Scenario (d)'s targets: peak RSS near the raw streaming loop, far below collecting."""
-    found: list[Target] = []
-    raw, blat, collect = runs.get(RAW), runs.get(BLAT), runs.get(COLLECT)
-    if raw and blat and raw.results and blat.results:
-        extra = blat.median_peak_mib - raw.median_peak_mib
-        found.append(
-            Target(
-                key,
-                "defaults' peak RSS within 10 MB of the raw streaming loop",
-                f"{blat.median_peak_mib:.1f} vs {raw.median_peak_mib:.1f} MiB ({extra:+.1f} MiB)",
-                extra <= 10 * 1000**2 / 1024**2,
-            )
-        )
-    if collect and blat and collect.results and blat.results:
-        share = blat.median_peak_mib / collect.median_peak_mib
-        measured = f"{blat.median_peak_mib:.1f} vs {collect.median_peak_mib:.1f} MiB ({share:.3f})"
-        if raw and raw.results:
-            # What the same interpreter reaches at best: the raw loop streams too.
-            measured += f"; raw streaming loop: {raw.median_peak_mib / collect.median_peak_mib:.3f}"
-        found.append(
-            Target(
-                key, "defaults' peak RSS under a tenth of collect-every-page", measured, share < 0.1
-            )
-        )
-    return found
+    """Peak RSS near the raw streaming loop's."""
+    raw, blat = runs.get(RAW), runs.get(BLAT)
+    text = "defaults' peak RSS within 10 MB of the raw streaming loop"
+    if not (raw and blat and raw.results and blat.results):
+        return [Target(key, text, "not measured", None)]
+    extra = blat.median_peak_mib - raw.median_peak_mib
+    measured = f"{blat.median_peak_mib:.1f} vs {raw.median_peak_mib:.1f} MiB ({extra:+.1f} MiB)"
+    return [Target(key, text, measured, extra <= 10 * 1000**2 / 1024**2)]
 
 
 # --- Structuring micro-benchmark ------------------------------------------------------
@@ -586,12 +668,13 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, 1 repetition")
     parser.add_argument("--repeat", type=int, help="repetitions (default 5, 1 with --smoke)")
-    parser.add_argument("--only", help="scenarios to run, as a,b,c,d (default: all)")
+    keys = [scenario.key for scenario in scenarios(smoke=False)]
+    parser.add_argument("--only", help=f"scenarios to run, among {','.join(keys)} (default: all)")
     parser.add_argument(
         "--profile",
         nargs="?",
         const="a",
-        choices=["a", "b", "c", "d"],
+        choices=keys,
         help="only profile blat_async in one scenario (default a) and print where the time goes",
     )
     parser.add_argument(
@@ -619,6 +702,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("\n".join(machine()))
     print(f"- command: python benchmarks/run.py {' '.join(sys.argv[1:])}".rstrip())
     print(f"- {repeat} repetition(s), every read in a fresh process, readers in turns")
+    print(
+        "- requests: counted by the fake server while the reader ran, failed ones included;"
+        " a reader that wastes none sends one a page. max in flight (with latency only):"
+        " the most requests the server was answering at once"
+    )
     print()
     crashed = False
     all_runs: dict[str, dict[str, ReaderRuns]] = {}
@@ -651,7 +739,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "to a client that decodes nothing."
                 )
                 print()
-        structuring = None
         if not args.only or "b" in args.only.split(","):
             log("structuring micro-benchmark")
             big = run_structuring(args.smoke, generated.folder, 1_000, 20)
@@ -663,10 +750,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print()
                 print("\n".join(structuring_table(results)))
                 print()
-            structuring = big
     by_key = {scenario.key: scenario for scenario in chosen}
-    found = targets(all_runs, by_key, structuring)
-    print("## Targets (medians of this run)")
+    found = targets(all_runs, by_key)
+    print("## Targets (time and memory: medians of this run; requests: every run)")
     print()
     print("| scenario | target | measured | result |")
     print("| --- | --- | --- | --- |")
