@@ -53,11 +53,16 @@ def _optional_str(value: Any, _: object) -> str | None:
     raise TypeError(f"expected a string, got {_type_name(value)}")
 
 
-def _optional_int(value: Any, _: object) -> int | None:
-    # bool is a subclass of int, but true is not a count.
-    if value is None or type(value) is int:
-        return value
-    raise TypeError(f"expected an integer, got {_type_name(value)}")
+def _optional_count(value: Any, _: object) -> int | None:
+    # The only integers of the schema are counts (`processed`, `total`). bool
+    # is a subclass of int, but true is not a count.
+    if value is None:
+        return None
+    if type(value) is not int:
+        raise TypeError(f"expected an integer, got {_type_name(value)}")
+    if value < 0:
+        raise ValueError(f"expected a count >= 0, got {value}")
+    return value
 
 
 def _optional_bool(value: Any, _: object) -> bool | None:
@@ -171,7 +176,7 @@ def _build(*, detailed: bool) -> Callable[[Any, Any], BatchScrapeSitemapStatusRe
     """
     converter = cattrs.Converter(detailed_validation=detailed, forbid_extra_keys=False)
     _register(converter, str | None, _optional_str)
-    _register(converter, int | None, _optional_int)
+    _register(converter, int | None, _optional_count)
     _register(converter, bool | None, _optional_bool)
 
     if not detailed:

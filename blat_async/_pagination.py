@@ -82,6 +82,14 @@ FINAL_STATUSES: Final = frozenset(
 )
 """Batch statuses after which no more items appear (compared without case)."""
 
+_COMPLETE_STATUSES: Final = frozenset(
+    {"complete", "completed", "done", "finished", "success", "succeeded"}
+)
+"""Final statuses of a batch that ran to its end: it holds ``total`` items.
+
+A batch that was cancelled, failed or expired may stop short of ``total``.
+"""
+
 
 def is_final_status(status: str | None) -> bool:
     """Whether a batch with this status will get no more items."""
@@ -158,6 +166,11 @@ class BatchView:
     def final(self) -> bool:
         """Whether the batch's status says no more items will appear."""
         return is_final_status(self.status)
+
+    @property
+    def complete(self) -> bool:
+        """Whether the batch's status says it ran to its end, so it holds ``total`` items."""
+        return self.status is not None and self.status.strip().lower() in _COMPLETE_STATUSES
 
     def note(self, page: _Page, offset: int, sent: _Sent) -> None:
         """Take in the page fetched at ``offset``; raise `PaginationError` if it contradicts."""
@@ -305,8 +318,11 @@ class ReadPlan:
         return None if offset is None else self._send(offset)
 
     def _bound(self) -> int | None:
-        """The offset no read-ahead reaches: ``stop``, the end of what is known to exist, or
-        an empty page's offset (nothing is known past it)."""
+        """The offset no read-ahead reaches, or ``None``: nothing bounds it.
+
+        That is ``stop``, the end of what is known to exist, or the offset of
+        an empty page that arrived (nothing is known past it).
+        """
         ends = [end for end in (self.stop, self.batch.known_end()) if end is not None]
         ends += [offset for offset, (page, _) in self._ready.items() if not page.data]
         return min(ends) if ends else None
@@ -318,9 +334,7 @@ class ReadPlan:
             end = self._span_end(offset)
             if end is None:
                 return offset
-            if end <= offset:
-                return None  # an empty page: nothing is known past it
-            offset = end
+            offset = end  # an empty page ends no span: it is in the bound instead
         return None
 
     def _span_end(self, offset: int) -> int | None:
@@ -447,16 +461,21 @@ class ReadPlan:
             items = page.data[self.cursor - offset :]
             if self.stop is not None:
                 items = items[: self.stop - self.cursor]
+            repeat = None
             if items:
-                try:
-                    self._repeats.check(self.cursor, items)
-                except PaginationError as repeat:
-                    self._error = repeat
-                    return
+                new, repeat = self._repeats.check(
+                    self.cursor, items, bounded=self.batch.total is not None
+                )
+                items = items[:new]
+            if items:
                 if len(items) != len(page.data):
                     page = attrs.evolve(page, data=items)
                 self._out.append(Delivery(self.cursor, page))
                 self.cursor += len(items)
+            if repeat is not None:
+                # The new items before the repeat are handed out first.
+                self._error = repeat
+                return
             self._short_at_cursor = not full
             self._empty_at_cursor = not items
             self.ended = end_of_read(
@@ -465,9 +484,22 @@ class ReadPlan:
                 total=self.batch.total,
                 stop=self.stop,
             )
+            total = self.batch.total
+            if self.ended is ReadEnd.EMPTY_PAGE and self.batch.complete and total is not None:
+                self.ended = None
+                self._error = self._missing_items(total)
+                return
             if self.ended is ReadEnd.EMPTY_PAGE and self.follow and not self.batch.final:
                 self.ended = None  # caught up with a running batch: wait, and ask again
             self._discard_passed()
+
+    def _missing_items(self, total: int) -> PaginationError:
+        """The error of a finished batch whose pages end before its ``total``."""
+        return PaginationError(
+            f"the batch's status is {self.batch.status!r} and its total {total}, but the page "
+            f"at from={self.cursor} is empty: the server lost {total - self.cursor} items, "
+            "or its `from` is off"
+        )
 
     def _failure_at_cursor(self) -> BlatError | None:
         failed = self._gave_up.get(self.cursor)

@@ -7,6 +7,7 @@ without a socket; ``client.py`` only moves bytes.
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import gc
 import ipaddress
@@ -33,16 +34,29 @@ __all__ = [
     "parse_retry_after",
 ]
 
-_loads: Callable[[bytes], Any]
+_fast_loads: Callable[[bytes], Any]
 try:  # orjson, when installed (the ``speed`` extra), decodes several times faster.
     import orjson
 
-    _loads = orjson.loads
+    _fast_loads = orjson.loads
 except ImportError:  # pragma: no cover - depends on the environment
-    _loads = json.loads
+    _fast_loads = json.loads
 
-loads: Final = _loads
-"""Decode JSON bytes with the fastest decoder available."""
+
+def loads(body: bytes) -> Any:
+    """Decode JSON bytes with the fastest decoder available; raise `ValueError` if not JSON.
+
+    orjson refuses some JSON that the standard library reads (lone
+    surrogates in strings): such a body is decoded again with the standard
+    library, so that only a body that is not JSON is refused.
+    """
+    try:
+        return _fast_loads(body)
+    except ValueError:
+        if _fast_loads is json.loads:  # pragma: no cover - without orjson
+            raise
+    return json.loads(body)
+
 
 _PAGE_PATH: Final = "batch/scrape_sitemap/"
 _EXCERPT_CHARS: Final = 200
@@ -237,6 +251,11 @@ def _decode(status: int, body: bytes, url: str | None) -> BatchScrapeSitemapStat
     try:
         return structure_page(decoded)
     except StructureError as exc:
+        if _fast_loads is not json.loads:
+            # orjson reads an integer past 64 bits as a float; the standard
+            # library reads it as the integer it is.
+            with contextlib.suppress(StructureError):
+                return structure_page(json.loads(body))
         where = exc.path or "the body"
         raise ResponseValidationError(
             f"HTTP {status} body does not fit the schema at {where}: {exc.problem}",

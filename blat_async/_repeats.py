@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from itertools import islice
-from typing import Final, NoReturn, cast
+from typing import Final, cast
 
 from .errors import PaginationError
 from .models import BatchScrapeSitemapData
@@ -18,10 +18,12 @@ _UNIFORM_REPEATS: Final = 3
 
 
 class RepeatGuard:
-    """Refuses items that a read already delivered, in the order the read delivers them.
+    """Finds items that a read already delivered, in the order the read delivers them.
 
-    Items are recognised by job id; items without one can only be compared
-    whole, page against the page before.
+    Items are recognised by job id across pages; within one page, two items
+    with one job id are data (the API's own example has two), not a repeat.
+    Items without a job id can only be compared whole, page against the page
+    before.
     """
 
     __slots__ = ("_last_data", "_last_offset", "_recent", "_repeats")
@@ -33,51 +35,55 @@ class RepeatGuard:
         self._last_offset = 0
         self._repeats = 0
 
-    def check(self, offset: int, items: tuple[BatchScrapeSitemapData, ...]) -> None:
-        """Accept the items about to be delivered from ``offset``, or raise `PaginationError`."""
-        # A page equal to the one before is a repeat, unless all its items are
-        # alike (one failed job after another, with no metadata): those may
-        # legitimately follow each other, so only a run of them is taken as a
-        # server that ignores `from`, which without job ids or `total` would
-        # never end.
+    def check(
+        self, offset: int, items: tuple[BatchScrapeSitemapData, ...], *, bounded: bool
+    ) -> tuple[int, PaginationError | None]:
+        """Take in the items about to be delivered from ``offset``.
+
+        Returns how many leading items are new, and, when that is not all of
+        them, the `PaginationError` that the rest stand for. ``bounded``
+        says whether the batch's ``total`` bounds the read.
+        """
         if items == self._last_data:
+            # A page equal to the one before is a server ignoring `from`,
+            # unless all its items are alike (one failed job after another,
+            # with no metadata): those may follow each other. Only without a
+            # `total`, which would end the read, is a long run of them taken
+            # for a server ignoring `from` with no job ids, a read that would
+            # never end.
             self._repeats += 1
             uniform = items.count(items[0]) == len(items)
-            if not uniform or self._repeats >= _UNIFORM_REPEATS:
-                raise PaginationError(
+            if not uniform or (not bounded and self._repeats >= _UNIFORM_REPEATS):
+                return 0, PaginationError(
                     f"the page at from={offset} repeats the {len(items)} items delivered at "
                     f"from={self._last_offset}; the server seems to ignore `from`"
                 )
         else:
             self._repeats = 0
-        # One pass in C for the usual page, whose ids are all new; the item by
-        # item walk only runs to name a repeat.
         keys = [None if (m := item.metadata) is None else (m.job_id or None) for item in items]
-        fresh = dict(zip(keys, range(offset, offset + len(keys)), strict=True))
-        fresh.pop(None, None)  # items without an id: compared whole, above
         recent = self._recent
-        if len(fresh) != len(keys) - keys.count(None) or not recent.keys().isdisjoint(fresh):
-            self._raise_repeat(offset, keys)
-        recent.update(cast("dict[str, int]", fresh))
+        # One pass in C for the usual page, whose ids are all new.
+        new = len(keys) if recent.keys().isdisjoint(keys) else self._first_seen(keys)
+        # The first offset of each id: zipped backwards, the earliest wins.
+        ids = dict(zip(reversed(keys[:new]), range(offset + new - 1, offset - 1, -1), strict=True))
+        ids.pop(None, None)
+        recent.update(cast("dict[str, int]", ids))
         if len(recent) > 2 * _RECENT_JOB_IDS:
             # Dicts keep insertion order, and no id is inserted twice: the
             # first ones are the oldest.
             self._recent = dict(islice(recent.items(), len(recent) - _RECENT_JOB_IDS, None))
         self._last_data = items
         self._last_offset = offset
+        if new == len(keys):
+            return new, None
+        key = cast("str", keys[new])
+        return new, PaginationError(
+            f"job {key!r} at offset {offset + new} was already delivered at offset "
+            f"{recent[key]}; the server repeats items, so the read stops rather than "
+            "yield one twice"
+        )
 
-    def _raise_repeat(self, offset: int, keys: list[str | None]) -> NoReturn:
-        """Raise the `PaginationError` that names the first repeated job id of a page."""
-        seen = dict(self._recent)
-        for index, key in enumerate(keys):
-            if key is None:
-                continue
-            seen_at = seen.get(key)
-            if seen_at is not None:
-                raise PaginationError(
-                    f"job {key!r} at offset {offset + index} was already delivered at offset "
-                    f"{seen_at}; the server repeats items, so the read stops rather than "
-                    "yield one twice"
-                )
-            seen[key] = offset + index
-        raise AssertionError("a repeat was found but not named")  # pragma: no cover
+    def _first_seen(self, keys: list[str | None]) -> int:
+        """The index of the first key that an earlier page delivered."""
+        recent = self._recent
+        return next(i for i, key in enumerate(keys) if key is not None and key in recent)

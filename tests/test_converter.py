@@ -158,6 +158,15 @@ def test_int_is_not_accepted_as_str() -> None:
     assert _path_of({"data": [{"metadata": {"batch_id": 1}}]}) == "data[0].metadata.batch_id"
 
 
+@pytest.mark.parametrize("field", ["total", "processed"])
+@pytest.mark.parametrize("value", [-1, -100])
+def test_a_negative_count_is_refused_naming_its_field(field: str, value: int) -> None:
+    with pytest.raises(StructureError) as caught:
+        structure_page({field: value, "data": []})
+    assert caught.value.path == field
+    assert ">= 0" in caught.value.problem
+
+
 def test_int_is_not_accepted_as_bool() -> None:
     assert _path_of({"data": [{"success": 1}]}) == "data[0].success"
 
@@ -194,8 +203,8 @@ _item = st.fixed_dictionaries(
 _page = st.fixed_dictionaries(
     {},
     optional={
-        "processed": st.none() | st.integers(),
-        "total": st.none() | st.integers(),
+        "processed": st.none() | st.integers(min_value=0),
+        "total": st.none() | st.integers(min_value=0),
         "status": _maybe_text,
         "expires_at": _maybe_text,
         "data": st.none() | st.lists(_item, max_size=5),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import traceback
 from collections.abc import AsyncIterator
@@ -10,6 +11,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from blat_async import (
     APIConnectionError,
@@ -247,3 +249,119 @@ async def test_a_slow_answer_once_is_retried_with_a_fresh_timeout(
     server.inject(Fault.latency(1.0), from_=20, times=1)
     async with client_for(server, retry=QUICK_RETRY, timeout=0.2) as client:
         assert await read_all(client, batch.batch_id) == batch.job_ids
+
+
+# -- values and pages no honest batch has, and some that honest batches do ------------------
+
+
+def _job(index: int, *, job_id: str | None = None) -> dict[str, Any]:
+    return {"metadata": {"job_id": job_id or f"job-{index}"}, "success": True, "links": []}
+
+
+@pytest.fixture
+async def scripted() -> AsyncIterator[tuple[str, dict[int, bytes]]]:
+    """A server on 127.0.0.1 that answers each ``from`` with the body the test set for it."""
+    bodies: dict[int, bytes] = {}
+
+    async def page(request: web.Request) -> web.Response:
+        body = bodies.get(int(request.query.get("from", "0")), b'{"data": []}')
+        return web.Response(body=body, content_type="application/json")
+
+    app = web.Application()
+    app.router.add_get("/batch/scrape_sitemap/{batch_id}", page)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        yield f"http://127.0.0.1:{port}/", bodies
+    finally:
+        await runner.cleanup()
+
+
+def _body(document: Any) -> bytes:
+    return json.dumps(document).encode()
+
+
+@pytest.mark.parametrize("field", ["total", "processed"])
+async def test_a_negative_count_is_a_response_validation_error(
+    scripted: tuple[str, dict[int, bytes]], field: str
+) -> None:
+    base_url, bodies = scripted
+    bodies[0] = _body({field: -100, "status": "completed", "data": [_job(0)]})
+    async with BlatClient(SECRET, base_url=base_url, retry=NO_RETRY) as client:
+        with pytest.raises(ResponseValidationError, match=f"at {field}: expected a count >= 0"):
+            await read_all(client, "b")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(
+            b'{"total": 1, "processed": 123456789012345678901234567890, "data": [{}]}',
+            id="integer-past-64-bits",
+        ),
+        pytest.param(b'{"total": 1, "data": [{"links": ["\\ud800"]}]}', id="lone-surrogate"),
+    ],
+)
+async def test_json_that_the_fast_decoder_refuses_is_still_read(
+    scripted: tuple[str, dict[int, bytes]], body: bytes
+) -> None:
+    base_url, bodies = scripted
+    bodies[0] = body
+    async with BlatClient(SECRET, base_url=base_url, retry=NO_RETRY) as client:
+        assert len([item async for item in client.iter_batch_scrape_sitemap("b")]) == 1
+
+
+async def test_the_specs_own_example_yields_its_items_then_stops_on_the_repeat(
+    scripted: tuple[str, dict[int, bytes]],
+) -> None:
+    base_url, bodies = scripted
+    # The OpenAPI document's example, as a mock server answers it for any `from`.
+    item = {
+        "metadata": {"batch_id": "batch_id", "job_id": "job_id", "url": "url"},
+        "success": True,
+        "error_code": "error_code",
+        "links": ["links", "links"],
+        "error": "error",
+    }
+    example = _body(
+        {
+            "processed": 0,
+            "total": 6,
+            "expires_at": "expires_at",
+            "status": "status",
+            "data": [item, item],
+        }
+    )
+    bodies.update(dict.fromkeys(range(7), example))
+    seen: list[str | None] = []
+    async with BlatClient(SECRET, base_url=base_url, retry=NO_RETRY) as client:
+        with pytest.raises(PaginationError, match="'job_id' at offset 2 was already delivered"):
+            await read_into(seen, client, "b")
+    assert seen == ["job_id", "job_id"]
+
+
+async def test_a_batch_of_alike_failed_jobs_without_metadata_is_read_whole(
+    scripted: tuple[str, dict[int, bytes]],
+) -> None:
+    base_url, bodies = scripted
+    failed = {"success": False, "error_code": "FETCH_FAILED"}
+    for offset in range(0, 100, 10):
+        bodies[offset] = _body({"total": 100, "status": "completed", "data": [failed] * 10})
+    async with BlatClient(SECRET, base_url=base_url, retry=NO_RETRY) as client:
+        assert len([item async for item in client.iter_batch_scrape_sitemap("b")]) == 100
+
+
+async def test_a_completed_batch_that_ends_before_its_total_is_a_pagination_error(
+    scripted: tuple[str, dict[int, bytes]],
+) -> None:
+    base_url, bodies = scripted
+    bodies[0] = _body({"total": 15, "status": "completed", "data": [_job(i) for i in range(10)]})
+    bodies[10] = _body({"total": 15, "status": "completed", "data": []})
+    seen: list[str | None] = []
+    async with BlatClient(SECRET, base_url=base_url, retry=NO_RETRY) as client:
+        with pytest.raises(PaginationError, match="lost 5 items"):
+            await read_into(seen, client, "b")
+    assert seen == [f"job-{i}" for i in range(10)]

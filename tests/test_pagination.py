@@ -628,11 +628,13 @@ def test_an_offset_that_gave_up_is_forgotten_once_a_page_covers_it() -> None:
 # -- follow mode ---------------------------------------------------------------------
 
 
-def _following(*, count: int = 10, processed: int = 30, window: int = 8) -> ReadPlan:
+def _following(
+    *, count: int = 10, processed: int = 30, window: int = 8, total: int | None = 1_000
+) -> ReadPlan:
     """A follow-mode plan that has handed out items 0 to ``count`` of a running batch."""
     plan = ReadPlan(0, follow=True, window=window)
     assert _asks(plan) == [0]
-    plan.arrived(0, _at(0, count, status="running", processed=processed, total=1_000))
+    plan.arrived(0, _at(0, count, status="running", processed=processed, total=total))
     _take(plan)
     return plan
 
@@ -680,13 +682,43 @@ def test_follow_an_empty_page_of_a_running_batch_waits() -> None:
 
 @pytest.mark.parametrize("status", ["completed", "FAILED", " done ", "cancelled"])
 def test_follow_an_empty_page_of_a_finished_batch_ends_the_read(status: str) -> None:
-    plan = _following()
+    plan = _following(total=None)
     assert _asks(plan, limit=1) == [10]
 
-    plan.arrived(10, _page([], status=status, total=1_000))
+    plan.arrived(10, _page([], status=status, total=None))
 
     assert plan.ended is ReadEnd.EMPTY_PAGE
     assert not plan.waiting
+
+
+@pytest.mark.parametrize("status", ["completed", "Done", "succeeded"])
+@pytest.mark.parametrize("follow", [False, True])
+def test_a_completed_batch_that_ends_before_its_total_is_a_pagination_error(
+    follow: bool, status: str
+) -> None:
+    plan = ReadPlan(0, follow=follow)
+    _asks(plan)
+    plan.arrived(0, _at(0, 10, total=15, status=status))
+    assert _asks(plan) == [10]
+
+    plan.arrived(10, _page([], total=15, status=status))
+
+    assert _ids([d for d in [plan.next_delivery()] if d]) == _expected(0, 10)
+    with pytest.raises(PaginationError, match="lost 5 items"):
+        plan.next_delivery()
+
+
+@pytest.mark.parametrize("status", ["running", "cancelled", "failed", "expired", None])
+def test_a_batch_that_did_not_complete_may_end_before_its_total(status: str | None) -> None:
+    plan = ReadPlan(0)
+    _asks(plan)
+    plan.arrived(0, _at(0, 10, total=15, status=status))
+    assert _asks(plan) == [10]
+
+    plan.arrived(10, _page([], total=15, status=status))
+
+    assert _ids(_take(plan)) == _expected(0, 10)
+    assert plan.ended is ReadEnd.EMPTY_PAGE
 
 
 def test_follow_a_short_page_of_a_finished_batch_asks_the_gap_at_once() -> None:
