@@ -132,7 +132,8 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     """Return a ``Retry-After`` header's delay in seconds, or ``None`` if absent or unreadable.
 
     The header holds either seconds (``"120"``) or an HTTP date; a date in the
-    past means no wait.
+    past means no wait. Any other value, such as a date whose year does not
+    fit a `datetime`, is ignored: this never raises.
     """
     if value is None:
         return None
@@ -145,7 +146,8 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
         return seconds if seconds >= 0 and seconds != float("inf") else None
     try:
         moment = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+    # A year, day or hour too big for a C long overflows instead of a ValueError.
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if moment.tzinfo is None:
         return None

@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from yarl import URL
 
 from blat_async import _protocol
@@ -249,6 +251,43 @@ def test_retry_after_http_date_in_the_past_is_no_wait() -> None:
 )
 def test_unreadable_retry_after_is_none(value: str | None) -> None:
     assert parse_retry_after(value, now=0.0) is None
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        pytest.param("Mon, 01 Jan 99999999999 00:00:00 GMT", id="year-past-c-long"),
+        pytest.param("Mon, 01 Jan 99999999999999999999999 00:00:00 GMT", id="year-past-int64"),
+        pytest.param("Mon, 01 Jan 10000 00:00:00 GMT", id="year-past-datetime"),
+        pytest.param("Mon, 99999999999 Jan 2020 00:00:00 GMT", id="huge-day"),
+        pytest.param("Mon, 01 Jan 2020 99999999999:00:00 GMT", id="huge-hour"),
+        pytest.param("Mon, 01 Jan 2020 00:99999999999:00 GMT", id="huge-minute"),
+        pytest.param("Mon, 01 Jan 2020 00:00:00 +99999999999", id="huge-offset"),
+        pytest.param("Mon, 01 Jan 2020 00:00:00 -0000", id="no-zone"),
+    ],
+)
+def test_retry_after_date_out_of_range_is_none(value: str) -> None:
+    assert parse_retry_after(value, now=0.0) is None
+
+
+_DATE_NUMBERS = st.one_of(st.integers(min_value=-(10**30), max_value=10**30), st.text(max_size=8))
+
+
+@st.composite
+def _retry_after_values(draw: st.DrawFn) -> str:
+    """Any text, and dates built from fields of any size in the places a date has numbers."""
+    day, year, hour, minute, second = (draw(_DATE_NUMBERS) for _ in range(5))
+    zone = draw(st.sampled_from(["GMT", "UTC", "+0000", "-2359", "+99999999999", "EST", ""]))
+    built = f"Mon, {day} Jan {year} {hour}:{minute}:{second} {zone}"
+    return draw(st.one_of(st.text(), st.just(built), st.from_regex(r"\A[0-9eE.+-]{0,40}\Z")))
+
+
+@settings(max_examples=500, deadline=None)
+@given(value=_retry_after_values(), now=st.floats(min_value=0, max_value=2e10))
+def test_any_retry_after_is_none_or_a_wait_and_never_raises(value: str, now: float) -> None:
+    seconds = parse_retry_after(value, now=now)
+
+    assert seconds is None or (isinstance(seconds, float) and 0 <= seconds < float("inf"))
 
 
 # -- error_from_response -------------------------------------------------------
