@@ -5,6 +5,7 @@ from __future__ import annotations
 import email.utils
 import gc
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -363,6 +364,60 @@ def test_html_error_page_keeps_its_title_as_body() -> None:
         "502 Bad Gateway",
     )
     assert "502" in str(error)
+
+
+@pytest.mark.parametrize(
+    ("body", "excerpt"),
+    [
+        pytest.param(
+            b"<HTML><HEAD><TITLE lang='en'>503 Service\n  Unavailable</TITLE></HEAD></HTML>",
+            "503 Service Unavailable",
+            id="upper-case-with-attribute",
+        ),
+        pytest.param(b"<html><title>one</title><title>two</title></html>", "one", id="first-title"),
+        pytest.param(b"<title>no end in sight", "<title>no end in sight", id="unclosed"),
+        pytest.param(b"<title never closed", "<title never closed", id="unclosed-tag"),
+        pytest.param(b"x" * 70_000 + b"<title>late</title>", "x" * 200 + "...", id="title-late"),
+    ],
+)
+def test_the_excerpt_of_a_page_is_its_title_or_its_start(body: bytes, excerpt: str) -> None:
+    assert error_from_response(502, {}, body).body == excerpt
+
+
+# Bodies built to slow a search for the title down. On the repeated ones, the regular
+# expression it used to be took from seconds (<title alone) to minutes.
+HOSTILE_BODIES = [
+    pytest.param(b"<title>" * 50_000, id="title-repeated"),
+    pytest.param(b"<TiTlE>" * 50_000, id="mixed-case-title-repeated"),
+    pytest.param(b"<title" * 60_000, id="open-tag-repeated"),
+    pytest.param(b"<title " + b"a" * 400_000, id="tag-never-closed"),
+    pytest.param(b"<title>" + b"x" * 400_000, id="title-never-closed"),
+    pytest.param(b"<title>" * 50_000 + b"</title>", id="closed-at-the-very-end"),
+    pytest.param(b"<title>a</titl" * 30_000, id="almost-closed-repeated"),
+    pytest.param(b"<" * 400_000, id="angle-brackets"),
+    pytest.param(b" \n\t" * 150_000, id="whitespace"),
+]
+
+
+@pytest.mark.parametrize("body", HOSTILE_BODIES)
+def test_an_error_excerpt_of_a_hostile_body_takes_bounded_time(body: bytes) -> None:
+    started = time.perf_counter()
+    error = error_from_response(502, {}, body)
+    elapsed = time.perf_counter() - started
+
+    assert elapsed < 1.0
+    assert error.body is None or len(error.body) <= 203
+
+
+@pytest.mark.parametrize("body", HOSTILE_BODIES)
+def test_decoding_a_hostile_success_body_takes_bounded_time(body: bytes) -> None:
+    started = time.perf_counter()
+    with pytest.raises(ResponseValidationError, match="not JSON") as caught:
+        decode_page_response(200, {}, body)
+    elapsed = time.perf_counter() - started
+
+    assert elapsed < 1.0
+    assert len(str(caught.value)) < 300
 
 
 def test_long_non_json_body_is_cut_to_an_excerpt() -> None:
