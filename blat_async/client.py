@@ -162,6 +162,10 @@ class BlatClient:
         self._pause = RatePause()
         # Set by close(); it also wakes a follow-mode read waiting between polls.
         self._closing = asyncio.Event()
+        # close()'s work, in a task of its own that every close() waits for, so
+        # that a close() cancelled half-way (by asyncio.timeout or a TaskGroup
+        # around `async with`) does not leave the session open.
+        self._shutdown: asyncio.Task[None] | None = None
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -194,19 +198,30 @@ class BlatClient:
     async def close(self) -> None:
         """Stop every read in flight and close the session the client opened.
 
-        A borrowed session is left open. Calling `close` again does nothing.
+        A borrowed session is left open. Calling `close` again waits until
+        the first call's work is done. A `close` that is cancelled raises the
+        cancellation at once and its work goes on in the background, so the
+        session is closed all the same.
         """
-        if self.closed:
-            return
         self._closing.set()
+        if self._shutdown is None:
+            self._shutdown = asyncio.get_running_loop().create_task(
+                self._shut_down(), name="blat-close"
+            )
+        await asyncio.shield(self._shutdown)
+
+    async def _shut_down(self) -> None:
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
-        if self._owns_session and self._session is not None:
-            await self._session.close()
-        self._session = None
+        try:
+            if tasks:
+                await asyncio.gather(*tasks, return_exceptions=True)
+        finally:
+            # Even when this task is cancelled too, as asyncio.run does on the way out.
+            if self._owns_session and self._session is not None:
+                await self._session.close()
+            self._session = None
 
     def _check_open(self) -> None:
         if self.closed:
