@@ -51,15 +51,31 @@ def _without_key(error: BaseException) -> BaseException:
     """Drop the ``Authorization`` header that aiohttp keeps on some errors' request info.
 
     The error is chained as ``__cause__``, and tools that ``repr`` causes
-    (error trackers, rich tracebacks) would show the key.
+    (error trackers, rich tracebacks) would show the key. aiohttp keeps the
+    request info in ``args`` too, and chains errors of its own, so every
+    error of the chain is cleaned, attribute and ``args``.
     """
-    info = getattr(error, "request_info", None)
-    if isinstance(info, aiohttp.RequestInfo):
+
+    def cleaned(info: aiohttp.RequestInfo) -> aiohttp.RequestInfo:
         headers = CIMultiDict(info.headers)
         headers.popall("Authorization", None)
-        error.request_info = aiohttp.RequestInfo(  # type: ignore[attr-defined]
-            info.url, info.method, CIMultiDictProxy(headers), info.real_url
-        )
+        return aiohttp.RequestInfo(info.url, info.method, CIMultiDictProxy(headers), info.real_url)
+
+    seen: set[int] = set()
+    chain: list[BaseException | None] = [error]
+    while chain:
+        link = chain.pop()
+        if link is None or id(link) in seen:
+            continue
+        seen.add(id(link))
+        info = getattr(link, "request_info", None)
+        if isinstance(info, aiohttp.RequestInfo):
+            link.request_info = cleaned(info)  # type: ignore[attr-defined]
+        if any(isinstance(arg, aiohttp.RequestInfo) for arg in link.args):
+            link.args = tuple(
+                cleaned(arg) if isinstance(arg, aiohttp.RequestInfo) else arg for arg in link.args
+            )
+        chain += [link.__cause__, link.__context__]
     return error
 
 
@@ -334,19 +350,19 @@ class BlatClient:
         except TimeoutError as exc:
             raise APITimeoutError(
                 f"no complete response within {self._timeout.total} s (GET {url})"
-            ) from exc
+            ) from _without_key(exc)
         except aiohttp.ClientPayloadError as exc:
             raise APIConnectionError(
                 f"the connection dropped before the whole body arrived (GET {url})"
-            ) from exc
+            ) from _without_key(exc)
         except aiohttp.ServerDisconnectedError as exc:
             raise APIConnectionError(
                 f"the server closed the connection without answering (GET {url})"
-            ) from exc
+            ) from _without_key(exc)
         except aiohttp.ClientConnectorError as exc:
             raise APIConnectionError(
                 f"could not connect to {url.host}:{url.port}: {exc.os_error} (GET {url})"
-            ) from exc
+            ) from _without_key(exc)
         except (aiohttp.ClientError, OSError) as exc:
             raise APIConnectionError(f"{type(exc).__name__}: {exc} (GET {url})") from _without_key(
                 exc
