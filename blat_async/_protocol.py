@@ -12,7 +12,6 @@ import email.utils
 import gc
 import ipaddress
 import json
-import re
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, Final
@@ -60,7 +59,8 @@ def loads(body: bytes) -> Any:
 
 _PAGE_PATH: Final = "batch/scrape_sitemap/"
 _EXCERPT_CHARS: Final = 200
-_TITLE = re.compile(rb"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+_EXCERPT_SCAN_BYTES: Final = 64 * 1024
+"""Only this much of a body that is not JSON is searched for an excerpt."""
 _LOOPBACK_NAMES: Final = frozenset({"localhost", "localhost.localdomain"})
 
 
@@ -144,7 +144,8 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     """Return a ``Retry-After`` header's delay in seconds, or ``None`` if absent or unreadable.
 
     The header holds either seconds (``"120"``) or an HTTP date; a date in the
-    past means no wait.
+    past means no wait. Any other value, such as a date whose year does not
+    fit a `datetime`, is ignored: this never raises.
     """
     if value is None:
         return None
@@ -157,19 +158,43 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
         return seconds if seconds >= 0 and seconds != float("inf") else None
     try:
         moment = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+    # A year, day or hour too big for a C long overflows instead of a ValueError.
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if moment.tzinfo is None:
         return None
     return max(0.0, moment.timestamp() - (time.time() if now is None else now))
 
 
+def _title(head: bytes) -> bytes | None:
+    """Return the text of the first ``<title>`` element in ``head``, if it is closed.
+
+    Plain searches, each from where the previous one stopped, so the time is
+    linear in ``head`` whatever it holds (a regular expression took seconds on
+    ``<title>`` repeated).
+    """
+    lowered = head.lower()
+    start = lowered.find(b"<title")
+    if start < 0:
+        return None
+    opened = lowered.find(b">", start)
+    if opened < 0:
+        return None
+    closed = lowered.find(b"</title", opened)
+    return None if closed < 0 else head[opened + 1 : closed]
+
+
 def _excerpt(body: bytes) -> str | None:
-    """Return a short, readable excerpt of a body that is not the API's JSON."""
+    """Return a short, readable excerpt of a body that is not the API's JSON.
+
+    The excerpt is an HTML page's title, or else the start of the body; only
+    the body's first 64 KiB are looked at, however long it is.
+    """
     if not body:
         return None
-    title = _TITLE.search(body)
-    text = (title.group(1) if title else body).decode("utf-8", errors="replace")
+    head = body[:_EXCERPT_SCAN_BYTES]
+    title = _title(head)
+    text = (head if title is None else title).decode("utf-8", errors="replace")
     text = " ".join(text.split())
     if len(text) > _EXCERPT_CHARS:
         text = text[:_EXCERPT_CHARS] + "..."

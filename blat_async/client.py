@@ -55,15 +55,31 @@ def _without_key(error: BaseException) -> BaseException:
     """Drop the ``Authorization`` header that aiohttp keeps on some errors' request info.
 
     The error is chained as ``__cause__``, and tools that ``repr`` causes
-    (error trackers, rich tracebacks) would show the key.
+    (error trackers, rich tracebacks) would show the key. aiohttp keeps the
+    request info in ``args`` too, and chains errors of its own, so every
+    error of the chain is cleaned, attribute and ``args``.
     """
-    info = getattr(error, "request_info", None)
-    if isinstance(info, aiohttp.RequestInfo):
+
+    def cleaned(info: aiohttp.RequestInfo) -> aiohttp.RequestInfo:
         headers = CIMultiDict(info.headers)
         headers.popall("Authorization", None)
-        error.request_info = aiohttp.RequestInfo(  # type: ignore[attr-defined]
-            info.url, info.method, CIMultiDictProxy(headers), info.real_url
-        )
+        return aiohttp.RequestInfo(info.url, info.method, CIMultiDictProxy(headers), info.real_url)
+
+    seen: set[int] = set()
+    chain: list[BaseException | None] = [error]
+    while chain:
+        link = chain.pop()
+        if link is None or id(link) in seen:
+            continue
+        seen.add(id(link))
+        info = getattr(link, "request_info", None)
+        if isinstance(info, aiohttp.RequestInfo):
+            link.request_info = cleaned(info)  # type: ignore[attr-defined]
+        if any(isinstance(arg, aiohttp.RequestInfo) for arg in link.args):
+            link.args = tuple(
+                cleaned(arg) if isinstance(arg, aiohttp.RequestInfo) else arg for arg in link.args
+            )
+        chain += [link.__cause__, link.__context__]
     return error
 
 
@@ -157,6 +173,10 @@ class BlatClient:
         self._pause = RatePause()
         # Set by close(); it also wakes a follow-mode read waiting between polls.
         self._closing = asyncio.Event()
+        # close()'s work, in a task of its own that every close() waits for, so
+        # that a close() cancelled half-way (by asyncio.timeout or a TaskGroup
+        # around `async with`) does not leave the session open.
+        self._shutdown: asyncio.Task[None] | None = None
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -189,19 +209,30 @@ class BlatClient:
     async def close(self) -> None:
         """Stop every read in flight and close the session the client opened.
 
-        A borrowed session is left open. Calling `close` again does nothing.
+        A borrowed session is left open. Calling `close` again waits until
+        the first call's work is done. A `close` that is cancelled raises the
+        cancellation at once and its work goes on in the background, so the
+        session is closed all the same.
         """
-        if self.closed:
-            return
         self._closing.set()
+        if self._shutdown is None:
+            self._shutdown = asyncio.get_running_loop().create_task(
+                self._shut_down(), name="blat-close"
+            )
+        await asyncio.shield(self._shutdown)
+
+    async def _shut_down(self) -> None:
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
-        if self._owns_session and self._session is not None:
-            await self._session.close()
-        self._session = None
+        try:
+            if tasks:
+                await asyncio.gather(*tasks, return_exceptions=True)
+        finally:
+            # Even when this task is cancelled too, as asyncio.run does on the way out.
+            if self._owns_session and self._session is not None:
+                await self._session.close()
+            self._session = None
 
     def _check_open(self) -> None:
         if self.closed:
@@ -269,19 +300,19 @@ class BlatClient:
         except TimeoutError as exc:
             raise APITimeoutError(
                 f"no complete response within {self._timeout.total} s (GET {url})"
-            ) from exc
+            ) from _without_key(exc)
         except aiohttp.ClientPayloadError as exc:
             raise APIConnectionError(
                 f"the connection dropped before the whole body arrived (GET {url})"
-            ) from exc
+            ) from _without_key(exc)
         except aiohttp.ServerDisconnectedError as exc:
             raise APIConnectionError(
                 f"the server closed the connection without answering (GET {url})"
-            ) from exc
+            ) from _without_key(exc)
         except aiohttp.ClientConnectorError as exc:
             raise APIConnectionError(
                 f"could not connect to {url.host}:{url.port}: {exc.os_error} (GET {url})"
-            ) from exc
+            ) from _without_key(exc)
         except (aiohttp.ClientError, OSError) as exc:
             raise APIConnectionError(f"{type(exc).__name__}: {exc} (GET {url})") from _without_key(
                 exc

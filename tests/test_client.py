@@ -210,6 +210,28 @@ async def test_the_last_attempts_error_is_raised(client: BlatClient, mocked: aio
     assert len(sent(mocked)) == 4
 
 
+# A year too big for a C long: parsing it overflowed instead of failing as a ValueError.
+OUT_OF_RANGE_DATE = "Mon, 01 Jan 99999999999 00:00:00 GMT"
+
+
+@pytest.mark.parametrize(("status", "error"), [(429, RateLimitError), (503, InternalServerError)])
+async def test_a_retry_after_date_out_of_range_is_ignored(
+    client: BlatClient, mocked: aioresponses, status: int, error: type[APIStatusError]
+) -> None:
+    mocked.get(page_url(), status=status, headers={"Retry-After": OUT_OF_RANGE_DATE})
+    mocked.get(page_url(), payload=page(0, 2, total=2))
+    result = await client.get_batch_scrape_sitemap_status("b1")
+    assert job_ids(result.data) == ["b1-job-0", "b1-job-1"]
+
+    mocked.get(page_url(), status=status, headers={"Retry-After": OUT_OF_RANGE_DATE}, repeat=True)
+    with pytest.raises(error) as caught:
+        await client.get_batch_scrape_sitemap_status("b1")
+    assert caught.value.status == status
+    assert caught.value.retry_after is None
+    # One request and a retry for the first call, then one and three retries.
+    assert len(sent(mocked)) == 2 + 4
+
+
 @pytest.mark.parametrize("status", [400, 401, 403, 404])
 async def test_client_errors_are_never_retried(
     client: BlatClient, mocked: aioresponses, status: int

@@ -227,3 +227,38 @@ async def test_closing_the_client_mid_read_ends_the_read(serve: Any) -> None:
         async for _item in items:
             pass
     assert not {t for t in other_tasks() if t.get_name().startswith("blat-")}
+
+
+@pytest.mark.parametrize("ticks", [0, 1, 2, 3])
+async def test_a_cancelled_close_still_closes_the_session(serve: Any, ticks: int) -> None:
+    # asyncio.timeout or a TaskGroup can cancel the close() that ends `async with BlatClient()`.
+    server = await serve(batch_handler(500, delay=0.05))
+    client = BlatClient(API_KEY, base_url=server.base_url, concurrency=6)
+    items = client.iter_batch_scrape_sitemap("b1")
+    await anext(items)
+    session = client._session
+    assert session is not None
+    assert client._tasks
+    closing = asyncio.create_task(client.close())
+    for _ in range(ticks):
+        await asyncio.sleep(0)
+    closing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await closing
+    if client.closed:
+        # The close() got to start: its work goes on without being waited for.
+        for _ in range(500):
+            if session.closed:
+                break
+            await asyncio.sleep(0.01)
+        assert session.closed
+    # And a later close() finishes the work, or waits for it.
+    await client.close()
+    assert client.closed
+    assert session.closed
+    assert not client._tasks
+    with pytest.raises(BlatError, match="closed"):
+        async for _item in items:
+            pass
+    gc.collect()
+    assert not {t for t in other_tasks() if t.get_name().startswith("blat-")}

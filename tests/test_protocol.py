@@ -5,10 +5,13 @@ from __future__ import annotations
 import email.utils
 import gc
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from yarl import URL
 
 from blat_async import _protocol
@@ -251,6 +254,43 @@ def test_unreadable_retry_after_is_none(value: str | None) -> None:
     assert parse_retry_after(value, now=0.0) is None
 
 
+@pytest.mark.parametrize(
+    "value",
+    [
+        pytest.param("Mon, 01 Jan 99999999999 00:00:00 GMT", id="year-past-c-long"),
+        pytest.param("Mon, 01 Jan 99999999999999999999999 00:00:00 GMT", id="year-past-int64"),
+        pytest.param("Mon, 01 Jan 10000 00:00:00 GMT", id="year-past-datetime"),
+        pytest.param("Mon, 99999999999 Jan 2020 00:00:00 GMT", id="huge-day"),
+        pytest.param("Mon, 01 Jan 2020 99999999999:00:00 GMT", id="huge-hour"),
+        pytest.param("Mon, 01 Jan 2020 00:99999999999:00 GMT", id="huge-minute"),
+        pytest.param("Mon, 01 Jan 2020 00:00:00 +99999999999", id="huge-offset"),
+        pytest.param("Mon, 01 Jan 2020 00:00:00 -0000", id="no-zone"),
+    ],
+)
+def test_retry_after_date_out_of_range_is_none(value: str) -> None:
+    assert parse_retry_after(value, now=0.0) is None
+
+
+_DATE_NUMBERS = st.one_of(st.integers(min_value=-(10**30), max_value=10**30), st.text(max_size=8))
+
+
+@st.composite
+def _retry_after_values(draw: st.DrawFn) -> str:
+    """Any text, and dates built from fields of any size in the places a date has numbers."""
+    day, year, hour, minute, second = (draw(_DATE_NUMBERS) for _ in range(5))
+    zone = draw(st.sampled_from(["GMT", "UTC", "+0000", "-2359", "+99999999999", "EST", ""]))
+    built = f"Mon, {day} Jan {year} {hour}:{minute}:{second} {zone}"
+    return draw(st.one_of(st.text(), st.just(built), st.from_regex(r"\A[0-9eE.+-]{0,40}\Z")))
+
+
+@settings(max_examples=500, deadline=None)
+@given(value=_retry_after_values(), now=st.floats(min_value=0, max_value=2e10))
+def test_any_retry_after_is_none_or_a_wait_and_never_raises(value: str, now: float) -> None:
+    seconds = parse_retry_after(value, now=now)
+
+    assert seconds is None or (isinstance(seconds, float) and 0 <= seconds < float("inf"))
+
+
 # -- error_from_response -------------------------------------------------------
 
 
@@ -324,6 +364,60 @@ def test_html_error_page_keeps_its_title_as_body() -> None:
         "502 Bad Gateway",
     )
     assert "502" in str(error)
+
+
+@pytest.mark.parametrize(
+    ("body", "excerpt"),
+    [
+        pytest.param(
+            b"<HTML><HEAD><TITLE lang='en'>503 Service\n  Unavailable</TITLE></HEAD></HTML>",
+            "503 Service Unavailable",
+            id="upper-case-with-attribute",
+        ),
+        pytest.param(b"<html><title>one</title><title>two</title></html>", "one", id="first-title"),
+        pytest.param(b"<title>no end in sight", "<title>no end in sight", id="unclosed"),
+        pytest.param(b"<title never closed", "<title never closed", id="unclosed-tag"),
+        pytest.param(b"x" * 70_000 + b"<title>late</title>", "x" * 200 + "...", id="title-late"),
+    ],
+)
+def test_the_excerpt_of_a_page_is_its_title_or_its_start(body: bytes, excerpt: str) -> None:
+    assert error_from_response(502, {}, body).body == excerpt
+
+
+# Bodies built to slow a search for the title down. On the repeated ones, the regular
+# expression it used to be took from seconds (<title alone) to minutes.
+HOSTILE_BODIES = [
+    pytest.param(b"<title>" * 50_000, id="title-repeated"),
+    pytest.param(b"<TiTlE>" * 50_000, id="mixed-case-title-repeated"),
+    pytest.param(b"<title" * 60_000, id="open-tag-repeated"),
+    pytest.param(b"<title " + b"a" * 400_000, id="tag-never-closed"),
+    pytest.param(b"<title>" + b"x" * 400_000, id="title-never-closed"),
+    pytest.param(b"<title>" * 50_000 + b"</title>", id="closed-at-the-very-end"),
+    pytest.param(b"<title>a</titl" * 30_000, id="almost-closed-repeated"),
+    pytest.param(b"<" * 400_000, id="angle-brackets"),
+    pytest.param(b" \n\t" * 150_000, id="whitespace"),
+]
+
+
+@pytest.mark.parametrize("body", HOSTILE_BODIES)
+def test_an_error_excerpt_of_a_hostile_body_takes_bounded_time(body: bytes) -> None:
+    started = time.perf_counter()
+    error = error_from_response(502, {}, body)
+    elapsed = time.perf_counter() - started
+
+    assert elapsed < 1.0
+    assert error.body is None or len(error.body) <= 203
+
+
+@pytest.mark.parametrize("body", HOSTILE_BODIES)
+def test_decoding_a_hostile_success_body_takes_bounded_time(body: bytes) -> None:
+    started = time.perf_counter()
+    with pytest.raises(ResponseValidationError, match="not JSON") as caught:
+        decode_page_response(200, {}, body)
+    elapsed = time.perf_counter() - started
+
+    assert elapsed < 1.0
+    assert len(str(caught.value)) < 300
 
 
 def test_long_non_json_body_is_cut_to_an_excerpt() -> None:
