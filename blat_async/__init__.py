@@ -26,6 +26,7 @@ from .errors import (
     PaginationError,
     PermissionDeniedError,
     RateLimitError,
+    ResponseTooLargeError,
     ResponseValidationError,
 )
 from .models import (
@@ -53,6 +54,7 @@ __all__ = [
     "RateLimitError",
     "ReadEnd",
     "ReadProgress",
+    "ResponseTooLargeError",
     "ResponseValidationError",
     "RetryPolicy",
     "__version__",

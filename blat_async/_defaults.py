@@ -37,6 +37,22 @@ one page ahead, which keeps a read's memory close to a loop that reads one
 page at a time.
 """
 
+DEFAULT_MAX_IN_FLIGHT: Final = 64
+"""Requests a client keeps in flight across all its reads.
+
+A crawler that reads fifty batches at once at ``concurrency=6`` would want
+300: past this, requests wait their turn (not against their timeout), and
+the client's connection pool is sized to match.
+"""
+
+DEFAULT_MAX_RESPONSE_BYTES: Final = 16 * 1024 * 1024
+"""The largest body a client reads, after decompression.
+
+A page of 1,000 items of 20 links is about 1 MB: sixteen times that is
+generous, and a server that sends more (or a small body that inflates to
+gigabytes) cannot exhaust the memory of the application.
+"""
+
 DEFAULT_POLL_INTERVAL: Final = 2.0
 """Seconds a follow-mode read first waits when it has caught up with a running batch."""
 

@@ -158,8 +158,6 @@ class BatchView:
     total: int | None = None
     status: str | None = None
     processed: int | None = None
-    seen_end: int = 0
-    """The offset past the last item any page held."""
     _order: int = 0
 
     @property
@@ -189,20 +187,18 @@ class BatchView:
                 self.status = page.status
             if page.processed is not None:
                 self.processed = page.processed
-        if page.data:
-            self.seen_end = max(self.seen_end, offset + len(page.data))
 
     def known_end(self) -> int | None:
         """The offset below which items are known to exist; ``None`` when nothing says.
 
         A finished batch (or one whose status is not given) holds ``total``
         items. A running batch holds at least its ``processed`` successful
-        jobs and the items already seen.
+        jobs: every job is an item, failed or not.
         """
         running = self.status is not None and not self.final
         if not running:
             return self.total
-        known = max(self.processed or 0, self.seen_end)
+        known = self.processed or 0
         return known if self.total is None else min(known, self.total)
 
 
@@ -509,8 +505,6 @@ class ReadPlan:
         """Whether a follow-mode read has read all a running batch has shown for now."""
         if not self.follow or self.batch.final or not self._short_at_cursor:
             return False
-        if self._span_end(self.cursor) is not None:
-            return False  # the cursor's page is on its way
         # An empty page says so whatever `processed` claims; asking again at
         # once would only get it again.
         known = self.batch.known_end()

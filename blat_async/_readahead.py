@@ -158,8 +158,7 @@ class ReadAhead:
                     break
                 if plan.waiting:
                     assert self._poll is not None, "only a follow-mode plan waits"
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._closing.wait(), self._poll.delay(idle_polls))
+                    await self._wait_for_poll(self._poll.delay(idle_polls))
                     idle_polls += 1
                     plan.poll()
                     continue
@@ -178,6 +177,11 @@ class ReadAhead:
                 task.cancel()
             if self._tasks:
                 await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _wait_for_poll(self, delay: float) -> None:
+        """Sleep ``delay`` seconds, or less if the client closes meanwhile."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._closing.wait(), delay)
 
     def _launch(self) -> None:
         while (offset := self._plan.next_offset(self._throttle.limit)) is not None:

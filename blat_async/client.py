@@ -10,7 +10,7 @@ import random
 from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 from types import TracebackType
-from typing import Self
+from typing import Final, Self
 
 import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -27,7 +27,7 @@ from ._protocol import (
 from ._readahead import Fetched, PollPolicy, ReadAhead, ReadProgress, RequestHooks
 from ._retry import DEFAULT_RETRY, RatePause, RetryPolicy, retrying
 from ._version import __version__
-from .errors import APIConnectionError, APITimeoutError, BlatError
+from .errors import APIConnectionError, APITimeoutError, BlatError, ResponseTooLargeError
 from .models import BatchScrapeSitemapData, BatchScrapeSitemapStatusResponse
 
 __all__ = ["BlatClient"]
@@ -83,6 +83,41 @@ def _without_key(error: BaseException) -> BaseException:
     return error
 
 
+# The first row whose class matches maps a transport failure to ours, as
+# httpx's `_transports/default.py` does.
+_TRANSPORT_ERRORS: Final[tuple[tuple[type[BaseException], type[APIConnectionError], str], ...]] = (
+    (TimeoutError, APITimeoutError, "no complete response within {timeout} s"),
+    (
+        aiohttp.ClientPayloadError,
+        APIConnectionError,
+        "the connection dropped before the whole body arrived",
+    ),
+    (
+        aiohttp.ServerDisconnectedError,
+        APIConnectionError,
+        "the server closed the connection without answering",
+    ),
+    (aiohttp.ClientConnectorError, APIConnectionError, "could not connect to {host}:{port}: {os}"),
+    (BaseException, APIConnectionError, "{kind}: {error}"),
+)
+
+
+def _transport_error(
+    error: BaseException, url: URL, timeout: aiohttp.ClientTimeout
+) -> APIConnectionError:
+    """Return our error for a request that got no whole response."""
+    cls, template = next((c, t) for kind, c, t in _TRANSPORT_ERRORS if isinstance(error, kind))
+    message = template.format(
+        timeout=timeout.total,
+        host=url.host,
+        port=url.port,
+        os=getattr(error, "os_error", None),
+        kind=type(error).__name__,
+        error=error,
+    )
+    return cls(f"{message} (GET {url})")
+
+
 def _nothing() -> None:
     pass
 
@@ -117,6 +152,13 @@ class BlatClient:
             use and closes it in `close`.
         concurrency: Page requests a read keeps in flight (read-ahead), 6 by
             default; each iterator call can override it.
+        max_in_flight: Requests the whole client keeps in flight, across all
+            its reads and calls (64 by default). Requests beyond it wait their
+            turn, first come first served, and the wait is not part of any
+            request's ``timeout``.
+        max_response_bytes: The largest body the client reads, after
+            decompression (16 MiB by default); a larger one raises
+            `ResponseTooLargeError` without being read whole.
         allow_insecure_http: Accept a plain ``http://`` base URL to a host
             that is not loopback, sending the key unencrypted. Defaults to
             the ``BLAT_ALLOW_INSECURE_HTTP`` environment variable.
@@ -135,6 +177,8 @@ class BlatClient:
         retry: RetryPolicy = DEFAULT_RETRY,
         session: aiohttp.ClientSession | None = None,
         concurrency: int = _defaults.DEFAULT_CONCURRENCY,
+        max_in_flight: int = _defaults.DEFAULT_MAX_IN_FLIGHT,
+        max_response_bytes: int = _defaults.DEFAULT_MAX_RESPONSE_BYTES,
         allow_insecure_http: bool | None = None,
     ) -> None:
         key = api_key if api_key is not None else os.environ.get(_defaults.API_KEY_ENV)
@@ -165,7 +209,14 @@ class BlatClient:
             raise TypeError(f"session must be an aiohttp.ClientSession, got {type(session)}")
         self._retry = retry
         self._concurrency = _check_int("concurrency", concurrency, 1)
+        self._max_in_flight = _check_int("max_in_flight", max_in_flight, 1)
+        # One slot a request, taken before its attempt starts and its timeout
+        # runs; asyncio's semaphore serves waiters in the order they came.
+        self._slots = asyncio.Semaphore(self._max_in_flight)
+        self._max_response_bytes = _check_int("max_response_bytes", max_response_bytes, 1)
         self._headers = build_headers(key, f"blat-async/{__version__}")
+        # To take the key out of any text the server echoes back.
+        self._secret = key.encode()
         self._session = session
         self._owns_session = session is None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -241,7 +292,10 @@ class BlatClient:
     def _get_session(self) -> aiohttp.ClientSession:
         self._check_open()
         if self._session is None:
-            self._session = aiohttp.ClientSession()
+            # The pool holds as many connections as the client has slots, so
+            # that no request waits for a connection while its timeout runs.
+            connector = aiohttp.TCPConnector(limit=self._max_in_flight)
+            self._session = aiohttp.ClientSession(connector=connector)
         elif self._session.closed:
             raise BlatError("the aiohttp session given to BlatClient has been closed")
         return self._session
@@ -283,41 +337,48 @@ class BlatClient:
     async def _attempt(self, url: URL, on_answer: Callable[[], None]) -> Fetched:
         """Send one request and decode its answer; every failure becomes a `BlatError`."""
         session = self._get_session()
+        async with self._slots:
+            try:
+                # Redirects are not followed, so the key never reaches another
+                # origin; raise_for_status is off even on a borrowed session
+                # that turned it on, so that error bodies become typed errors.
+                async with session.get(
+                    url,
+                    headers=self._headers,
+                    timeout=self._timeout,
+                    allow_redirects=False,
+                    raise_for_status=False,
+                ) as response:
+                    on_answer()
+                    body = await self._read_body(response, url)
+                    status, headers = response.status, response.headers
+            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+                raise _transport_error(exc, url, self._timeout) from _without_key(exc)
         try:
-            # Redirects are not followed, so the key never reaches another
-            # origin; raise_for_status is off even on a borrowed session that
-            # turned it on, so that error bodies are read into typed errors.
-            async with session.get(
-                url,
-                headers=self._headers,
-                timeout=self._timeout,
-                allow_redirects=False,
-                raise_for_status=False,
-            ) as response:
-                on_answer()
-                body = await response.read()
-                status, headers = response.status, response.headers
-        except TimeoutError as exc:
-            raise APITimeoutError(
-                f"no complete response within {self._timeout.total} s (GET {url})"
-            ) from _without_key(exc)
-        except aiohttp.ClientPayloadError as exc:
-            raise APIConnectionError(
-                f"the connection dropped before the whole body arrived (GET {url})"
-            ) from _without_key(exc)
-        except aiohttp.ServerDisconnectedError as exc:
-            raise APIConnectionError(
-                f"the server closed the connection without answering (GET {url})"
-            ) from _without_key(exc)
-        except aiohttp.ClientConnectorError as exc:
-            raise APIConnectionError(
-                f"could not connect to {url.host}:{url.port}: {exc.os_error} (GET {url})"
-            ) from _without_key(exc)
-        except (aiohttp.ClientError, OSError) as exc:
-            raise APIConnectionError(f"{type(exc).__name__}: {exc} (GET {url})") from _without_key(
-                exc
-            )
-        return Fetched(decode_page_response(status, headers, body, url=str(url)), len(body))
+            page = decode_page_response(status, headers, body, url=str(url))
+        except BlatError:
+            if self._secret in body:
+                # The server echoed the key: the error is built again without it.
+                hidden = body.replace(self._secret, b"<hidden>")
+                decode_page_response(status, headers, hidden, url=str(url))
+            raise
+        return Fetched(page, len(body))
+
+    async def _read_body(self, response: aiohttp.ClientResponse, url: URL) -> bytes:
+        """Read a whole body, decompressed, refusing one over ``max_response_bytes``."""
+        limit = self._max_response_bytes
+        if response.content_length is not None and response.content_length > limit:
+            raise ResponseTooLargeError(limit, url=str(url))
+        chunks = []
+        size = 0
+        # aiohttp inflates a compressed body a bounded piece at a time, so a
+        # small body that inflates to gigabytes stops at the limit.
+        async for chunk in response.content.iter_any():
+            size += len(chunk)
+            if size > limit:
+                raise ResponseTooLargeError(limit, url=str(url))
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     # -- every page, every item ----------------------------------------------
 

@@ -14,6 +14,7 @@ BlatError
 ├── APIConnectionError        could not connect, connection dropped
 │   └── APITimeoutError
 ├── ResponseValidationError   a 2xx body: not JSON, not an object, or not the schema
+├── ResponseTooLargeError     a body over the client's max_response_bytes
 └── PaginationError           the server does not advance or contradicts itself
 ```
 
@@ -40,6 +41,7 @@ __all__ = [
     "PaginationError",
     "PermissionDeniedError",
     "RateLimitError",
+    "ResponseTooLargeError",
     "ResponseValidationError",
     "status_error_class",
 ]
@@ -183,6 +185,25 @@ class ResponseValidationError(BlatError):
         answer; sending the request again would only get it again.
         """
         return not self.decodable
+
+
+class ResponseTooLargeError(BlatError):
+    """A response's body is larger than the client's ``max_response_bytes``.
+
+    Not retried: the same request would get the same body.
+    """
+
+    def __init__(self, limit: int, *, url: str | None = None) -> None:
+        self.limit = limit
+        """The client's ``max_response_bytes``."""
+        self.url = url
+        """The URL requested."""
+        text = f"the response body is over the client's limit of {limit:,} bytes"
+        text += " (max_response_bytes)" if url is None else f" (max_response_bytes; GET {url})"
+        super().__init__(text)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (functools.partial(type(self), self.limit, url=self.url), ())
 
 
 class PaginationError(BlatError):

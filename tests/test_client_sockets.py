@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import gzip
+import json
+import traceback
+import tracemalloc
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 from urllib.parse import unquote
@@ -21,6 +25,8 @@ from blat_async import (
     APITimeoutError,
     BlatClient,
     BlatError,
+    ResponseTooLargeError,
+    ResponseValidationError,
     RetryPolicy,
 )
 
@@ -262,3 +268,143 @@ async def test_a_cancelled_close_still_closes_the_session(serve: Any, ticks: int
             pass
     gc.collect()
     assert not {t for t in other_tasks() if t.get_name().startswith("blat-")}
+
+
+# -- the client's limits ----------------------------------------------------------------
+
+
+async def _read_batches(client: BlatClient, count: int) -> list[int]:
+    async def read(batch_id: str) -> int:
+        return len([item async for item in client.iter_batch_scrape_sitemap(batch_id)])
+
+    return await asyncio.gather(*(read(f"b{n}") for n in range(count)))
+
+
+async def test_the_client_keeps_at_most_max_in_flight_requests_across_its_reads(
+    serve: Any,
+) -> None:
+    server = await serve(batch_handler(60, delay=0.01))
+    async with BlatClient(API_KEY, base_url=server.base_url, max_in_flight=5) as client:
+        assert await _read_batches(client, 8) == [60] * 8
+    assert server.max_in_flight == 5
+
+
+async def test_waiting_for_a_slot_does_not_count_against_the_timeout(serve: Any) -> None:
+    # 30 requests through 2 slots take about 0.75 s: most wait longer than
+    # the timeout before they are sent.
+    server = await serve(batch_handler(50, delay=0.05))
+    async with BlatClient(
+        API_KEY, base_url=server.base_url, max_in_flight=2, timeout=0.3, retry=NO_RETRY
+    ) as client:
+        assert await _read_batches(client, 6) == [50] * 6
+
+
+async def test_reads_share_the_clients_slots_first_come_first_served(serve: Any) -> None:
+    server = await serve(batch_handler(50, delay=0.01))
+    loop = asyncio.get_running_loop()
+    first_item: dict[str, float] = {}
+    finished: dict[str, float] = {}
+    async with BlatClient(API_KEY, base_url=server.base_url, max_in_flight=2) as client:
+
+        async def read(batch_id: str) -> None:
+            async for _item in client.iter_batch_scrape_sitemap(batch_id):
+                first_item.setdefault(batch_id, loop.time())
+            finished[batch_id] = loop.time()
+
+        await asyncio.gather(*(read(f"b{n}") for n in range(8)))
+    # No read runs ahead to its end while another waits for its first page.
+    assert max(first_item.values()) < min(finished.values())
+
+
+@pytest.mark.parametrize("value", [0, -1])
+def test_max_in_flight_below_one_is_refused(value: int) -> None:
+    with pytest.raises(ValueError, match="max_in_flight"):
+        BlatClient(API_KEY, max_in_flight=value)
+
+
+def _chunked(body: bytes, *, encoding: str | None = None) -> Handler:
+    """A handler that streams ``body`` without a Content-Length."""
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        if encoding is not None:
+            response.headers["Content-Encoding"] = encoding
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        for start in range(0, len(body), 16 * 1024):
+            await response.write(body[start : start + 16 * 1024])
+        await response.write_eof()
+        return response
+
+    return handle
+
+
+async def test_a_body_announced_over_the_limit_is_refused_naming_the_limit(serve: Any) -> None:
+    server = await serve(batch_handler(1_000, page_size=1_000))
+    async with BlatClient(
+        API_KEY, base_url=server.base_url, max_response_bytes=10_000, retry=NO_RETRY
+    ) as client:
+        with pytest.raises(ResponseTooLargeError, match="10,000 bytes") as caught:
+            await client.get_batch_scrape_sitemap_status("b1")
+    assert caught.value.limit == 10_000
+
+
+async def test_a_streamed_body_over_the_limit_is_refused(serve: Any) -> None:
+    server = await serve(_chunked(json.dumps(page(0, 1_000, total=1_000)).encode()))
+    async with BlatClient(
+        API_KEY, base_url=server.base_url, max_response_bytes=10_000, retry=NO_RETRY
+    ) as client:
+        with pytest.raises(ResponseTooLargeError):
+            await client.get_batch_scrape_sitemap_status("b1")
+
+
+async def test_a_body_that_inflates_past_the_limit_stops_without_inflating_whole(
+    serve: Any,
+) -> None:
+    # 64 MiB of JSON whitespace, gzipped to a few dozen KB.
+    bomb = gzip.compress(b" " * (64 * 1024 * 1024) + b"{}", compresslevel=9)
+    server = await serve(_chunked(bomb, encoding="gzip"))
+    tracemalloc.start()
+    try:
+        async with BlatClient(
+            API_KEY, base_url=server.base_url, max_response_bytes=1024 * 1024, retry=NO_RETRY
+        ) as client:
+            with pytest.raises(ResponseTooLargeError):
+                await client.get_batch_scrape_sitemap_status("b1")
+        _current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * 1024 * 1024
+
+
+async def test_a_key_the_server_echoes_back_is_hidden_from_the_error(serve: Any) -> None:
+    async def echo(request: web.Request) -> web.Response:
+        header = request.headers["Authorization"]
+        return web.json_response(
+            {"code": "UNAUTHORIZED", "message": f"refused {header}", "details": {"got": header}},
+            status=401,
+        )
+
+    server = await serve(echo)
+    async with BlatClient(API_KEY, base_url=server.base_url, retry=NO_RETRY) as client:
+        with pytest.raises(APIStatusError) as caught:
+            await client.get_batch_scrape_sitemap_status("b1")
+    error = caught.value
+    assert error.status == 401
+    assert "<hidden>" in str(error)
+    for text in (str(error), repr(error), repr(error.details), repr(error.__cause__)):
+        assert API_KEY not in text
+
+
+async def test_a_key_echoed_in_a_page_that_is_not_json_is_hidden(serve: Any) -> None:
+    async def echo(request: web.Request) -> web.Response:
+        header = request.headers["Authorization"]
+        return web.Response(text=f"<html><title>Hello {header}</title></html>", status=200)
+
+    server = await serve(echo)
+    async with BlatClient(API_KEY, base_url=server.base_url, retry=NO_RETRY) as client:
+        with pytest.raises(ResponseValidationError) as caught:
+            await client.get_batch_scrape_sitemap_status("b1")
+    text = "".join(traceback.format_exception(caught.value))
+    assert "<hidden>" in text
+    assert API_KEY not in text

@@ -21,6 +21,7 @@ from blat_async.errors import (
     PaginationError,
     PermissionDeniedError,
     RateLimitError,
+    ResponseTooLargeError,
     ResponseValidationError,
     status_error_class,
 )
@@ -37,6 +38,7 @@ _PARENTS: dict[type[Exception], type[Exception]] = {
     APIConnectionError: BlatError,
     APITimeoutError: APIConnectionError,
     ResponseValidationError: BlatError,
+    ResponseTooLargeError: BlatError,
     PaginationError: BlatError,
 }
 """The tree drawn in errors.py's docstring, as child: parent."""

@@ -166,23 +166,22 @@ def test_is_final_status(status: str | None, final: bool) -> None:
 
 
 @pytest.mark.parametrize(
-    ("total", "status", "processed", "seen_end", "known"),
+    ("total", "status", "processed", "known"),
     [
-        pytest.param(200, "completed", 150, 10, 200, id="finished-total"),
-        pytest.param(200, None, None, 10, 200, id="no-status-total"),
-        pytest.param(200, "running", 150, 10, 150, id="running-processed"),
-        pytest.param(200, "running", 5, 30, 30, id="running-seen"),
-        pytest.param(200, "running", None, 30, 30, id="running-no-processed"),
-        pytest.param(100, "running", 150, 10, 100, id="running-processed-past-total"),
-        pytest.param(None, "running", 40, 10, 40, id="running-no-total"),
-        pytest.param(None, "completed", 40, 10, None, id="finished-no-total"),
-        pytest.param(None, None, None, 10, None, id="nothing-said"),
+        pytest.param(200, "completed", 150, 200, id="finished-total"),
+        pytest.param(200, None, None, 200, id="no-status-total"),
+        pytest.param(200, "running", 150, 150, id="running-processed"),
+        pytest.param(200, "running", None, 0, id="running-no-processed"),
+        pytest.param(100, "running", 150, 100, id="running-processed-past-total"),
+        pytest.param(None, "running", 40, 40, id="running-no-total"),
+        pytest.param(None, "completed", 40, None, id="finished-no-total"),
+        pytest.param(None, None, None, None, id="nothing-said"),
     ],
 )
 def test_what_is_known_to_exist(
-    total: int | None, status: str | None, processed: int | None, seen_end: int, known: int | None
+    total: int | None, status: str | None, processed: int | None, known: int | None
 ) -> None:
-    batch = BatchView(total=total, status=status, processed=processed, seen_end=seen_end)
+    batch = BatchView(total=total, status=status, processed=processed)
     assert batch.known_end() == known
 
 
@@ -623,6 +622,7 @@ def test_an_offset_that_gave_up_is_forgotten_once_a_page_covers_it() -> None:
 
     assert _ids(_take(plan)) == _expected(10, 25)
     assert _asks(plan, limit=1) == [25]
+    assert not plan._gave_up  # forgotten, so a long read keeps no list of them
 
 
 # -- follow mode ---------------------------------------------------------------------
@@ -763,12 +763,54 @@ def test_follow_an_empty_read_ahead_page_is_a_wait_when_the_read_reaches_it() ->
 
 
 def test_follow_does_not_wait_while_a_request_is_in_flight() -> None:
-    plan = _following(count=10, processed=30, window=8)
-    assert _asks(plan, limit=2) == [10, 20]
+    # Nothing says where the batch ends: the read reads ahead, and catches up
+    # with requests still in flight past the front.
+    plan = ReadPlan(0, follow=True, window=8)
+    _asks(plan)
+    plan.arrived(0, _at(0, 10, total=None, status=None))
+    _take(plan)
+    assert _asks(plan, limit=3) == [10, 20, 30]
 
-    plan.arrived(20, _at(20, 3, status="running", total=1_000, processed=30))
+    plan.arrived(10, _at(10, 4, total=None, status=None))
+    _take(plan)
 
     assert not plan.waiting
+    plan.arrived(20, _page([], total=None, status=None))
+    plan.arrived(30, _page([], total=None, status=None))
+    assert plan.waiting
+
+
+def test_follow_a_short_page_before_what_is_known_to_exist_asks_the_gap_at_once() -> None:
+    plan = _following(count=10, processed=30)
+    assert _asks(plan, limit=1) == [10]
+
+    plan.arrived(10, _at(10, 4, status="running", total=1_000, processed=30))
+    _take(plan)
+
+    assert not plan.waiting
+    assert _asks(plan, limit=1) == [14]
+
+
+def test_follow_a_short_page_of_a_finished_batch_without_total_asks_the_gap_at_once() -> None:
+    plan = _following(count=10, processed=30, total=None)
+    assert _asks(plan, limit=1) == [10]
+
+    plan.arrived(10, _at(10, 4, status="completed", total=None))
+    _take(plan)
+
+    assert not plan.waiting
+    assert _asks(plan, limit=1) == [14]
+
+
+def test_an_empty_page_behind_the_cursor_does_not_hold_back_the_read_ahead() -> None:
+    plan = _after_first_page(total=None, window=8)
+    assert _asks(plan, limit=2) == [10, 20]
+    plan.arrived(10, _at(10, 15, total=None))  # reaches past 20
+    _take(plan)
+
+    plan.arrived(20, _page([], total=None))  # answered late, and behind the cursor
+
+    assert _asks(plan, limit=3) == [25, 40, 55]
 
 
 def test_follow_read_ahead_resumes_when_processed_shows_more() -> None:

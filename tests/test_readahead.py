@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import aclosing
 from typing import Any
 
+import attrs
 import pytest
 from aiohttp import web
 
@@ -22,7 +23,12 @@ from blat_async import (
     ReadProgress,
     ResponseValidationError,
     RetryPolicy,
+    _readahead,
 )
+from blat_async._pagination import ReadPlan
+from blat_async._readahead import Fetch, Fetched, PollPolicy, ReadAhead, RequestHooks
+from blat_async._retry import Throttle
+from blat_async.models import BatchScrapeSitemapMetadata, BatchScrapeSitemapStatusResponse
 from blat_async.testing import FakeBlatServer, Fault
 
 from .conftest import job_ids, page
@@ -442,3 +448,111 @@ async def test_follow_reads_ahead_again_after_catching_up(server: FakeBlatServer
     assert job_ids(items) == batch.job_ids
     # The rest of the batch is read four requests at a time again, not one by one.
     assert server.max_in_flight == 4
+
+
+# -- the runner alone, over a scripted fetch ------------------------------------------
+
+
+def _running_page(offset: int, count: int, total: int = 1_000) -> BatchScrapeSitemapStatusResponse:
+    """A page of a running batch whose ``processed`` says nothing exists past it."""
+    return BatchScrapeSitemapStatusResponse(
+        status="running",
+        total=total,
+        processed=offset + count,
+        data=tuple(
+            BatchScrapeSitemapData(
+                metadata=BatchScrapeSitemapMetadata(job_id=f"job-{i}"), success=True
+            )
+            for i in range(offset, offset + count)
+        ),
+    )
+
+
+def _runner(
+    plan: ReadPlan, fetch: Fetch, *, concurrency: int = 2, poll: PollPolicy | None = None
+) -> ReadAhead:
+    return ReadAhead(
+        plan,
+        fetch,
+        concurrency=concurrency,
+        tasks_owner=set(),
+        check_open=lambda: None,
+        closing=asyncio.Event(),
+        poll=poll,
+    )
+
+
+async def test_the_poll_wait_grows_while_nothing_comes_and_starts_over_with_news(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # What the batch shows at each request: 3 items, nothing twice, 2 items,
+    # nothing, then it is cancelled.
+    script = iter([3, 0, 0, 2, 0, None])
+    waits: list[float] = []
+
+    async def fetch(offset: int, hooks: RequestHooks) -> Fetched:
+        count = next(script)
+        if count is None:
+            return Fetched(BatchScrapeSitemapStatusResponse(status="cancelled", total=10), 0)
+        return Fetched(_running_page(offset, count, total=10), 0)
+
+    async def no_wait(self: ReadAhead, delay: float) -> None:
+        waits.append(delay)
+
+    monkeypatch.setattr(ReadAhead, "_wait_for_poll", no_wait)
+    runner = _runner(ReadPlan(0, follow=True, window=4), fetch, poll=PollPolicy(1.0, 30.0))
+    deliveries = [d async for d in runner.deliveries()]
+
+    assert [d.offset for d in deliveries] == [0, 3]
+    assert waits == [1.0, 1.5, 2.25, 1.0, 1.5]
+
+
+async def test_a_slot_sends_its_next_request_while_the_caller_holds_a_page() -> None:
+    sent: list[int] = []
+    answered = asyncio.Event()
+
+    async def fetch(offset: int, hooks: RequestHooks) -> Fetched:
+        sent.append(offset)
+        await asyncio.sleep(0)
+        if offset == 10:
+            answered.set()
+        page = _running_page(offset, 10)
+        return Fetched(attrs.evolve(page, status="completed", processed=1_000), 0)
+
+    runner = _runner(ReadPlan(0, window=4), fetch, concurrency=2)
+    deliveries = runner.deliveries()
+    async with aclosing(deliveries):
+        await anext(deliveries)  # the caller holds the first page from here on
+        await asyncio.wait_for(answered.wait(), 1)
+        for _ in range(5):
+            await asyncio.sleep(0)
+        # The slot that brought 10 asked for 30 at once, without the caller.
+        assert sorted(sent) == [0, 10, 20, 30]
+
+
+async def test_a_429_lowers_the_reads_requests_in_flight_and_successes_restore_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[str] = []
+
+    class RecordingThrottle(Throttle):
+        def rate_limited(self) -> None:
+            calls.append("rate_limited")
+            super().rate_limited()
+
+        def succeeded(self) -> None:
+            calls.append("succeeded")
+            super().succeeded()
+
+    monkeypatch.setattr(_readahead, "Throttle", RecordingThrottle)
+
+    async def fetch(offset: int, hooks: RequestHooks) -> Fetched:
+        if offset == 0:
+            hooks.on_rate_limit()  # as a retry after a 429 does
+        page = _running_page(offset, 10)
+        return Fetched(attrs.evolve(page, status="completed", total=30), 0)
+
+    deliveries = [d async for d in _runner(ReadPlan(0, window=4), fetch).deliveries()]
+
+    assert [d.offset for d in deliveries] == [0, 10, 20]
+    assert calls == ["rate_limited", "succeeded", "succeeded", "succeeded"]
