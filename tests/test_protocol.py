@@ -74,7 +74,7 @@ def test_batch_id_that_cannot_be_a_segment_is_refused(batch_id: str) -> None:
 @pytest.mark.parametrize("batch_id", [None, 123, b"bytes"])
 def test_batch_id_that_is_not_str_is_a_type_error(batch_id: object) -> None:
     with pytest.raises(TypeError, match="batch_id must be a str"):
-        encode_batch_id(batch_id)  # type: ignore[arg-type]
+        encode_batch_id(batch_id)  # type: ignore[arg-type]  # the wrong type under test
 
 
 def test_batch_id_with_lone_surrogate_is_refused() -> None:
