@@ -23,15 +23,12 @@ from blat_async._protocol import (
 )
 from blat_async.errors import (
     APIStatusError,
-    AuthenticationError,
-    BadRequestError,
     InternalServerError,
     NotFoundError,
-    PermissionDeniedError,
-    RateLimitError,
     ResponseValidationError,
 )
 from blat_async.models import BatchScrapeSitemapStatusResponse
+from tests._tables import STATUS_ERROR_CLASSES
 from tests.conftest import page
 
 # -- encode_batch_id -----------------------------------------------------------
@@ -258,20 +255,7 @@ def _api_error(code: str, message: str) -> bytes:
     return json.dumps({"code": code, "message": message, "details": {"field": "batch_id"}}).encode()
 
 
-@pytest.mark.parametrize(
-    ("status", "error_class"),
-    [
-        (400, BadRequestError),
-        (401, AuthenticationError),
-        (403, PermissionDeniedError),
-        (404, NotFoundError),
-        (429, RateLimitError),
-        (500, InternalServerError),
-        (502, InternalServerError),
-        (503, InternalServerError),
-        (504, InternalServerError),
-    ],
-)
+@pytest.mark.parametrize(("status", "error_class"), STATUS_ERROR_CLASSES)
 def test_error_class_follows_the_status(status: int, error_class: type[APIStatusError]) -> None:
     error = error_from_response(status, {}, _api_error("X", "y"))
 
