@@ -25,6 +25,7 @@ import aiohttp
 from _common import API_KEY, BATCH_ID, ReadResult, current_rss_kib, peak_rss_kib
 
 from blat_async import BlatClient
+from blat_async._protocol import _PAGE_PATH
 
 Counts = tuple[int, int, int]
 """Items, links and pages read."""
@@ -35,7 +36,7 @@ _SERVER_WORKERS: Final = 8
 
 
 def _page_url(base_url: str, batch_id: str) -> str:
-    return f"{base_url}batch/scrape_sitemap/{batch_id}"
+    return f"{base_url}{_PAGE_PATH}{batch_id}"
 
 
 async def read_raw(args: argparse.Namespace) -> Counts:
@@ -177,6 +178,8 @@ async def read_server_ceiling(args: argparse.Namespace) -> Counts:
     The page size must be known (``--page-size``); items are counted from the
     page size and the batch's size (``--expect``), links are not counted.
     """
+    if args.page_size is None:
+        raise SystemExit("the server reader needs --page-size")
     url = _page_url(args.base_url, args.batch_id)
     headers = {"Authorization": f"Bearer {args.api_key}"}
     async with aiohttp.ClientSession(headers=headers) as session:
@@ -227,7 +230,9 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--api-key", default=API_KEY)
     parser.add_argument("--batch-id", default=BATCH_ID)
     parser.add_argument("--expect", type=int, default=0, help="items in the batch")
-    parser.add_argument("--page-size", type=int, default=10)
+    # No default: run.py passes its scenario's, and importing the fake server's
+    # default would grow every reader's measured memory.
+    parser.add_argument("--page-size", type=int, help="items per page (the server reader's)")
     parser.add_argument("--generated", help="the folder that holds the generated package")
     parser.add_argument("--generated-package", default="blat_openapi_client")
     parser.add_argument("--profile", help="write a cProfile of the read to this file")

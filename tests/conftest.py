@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any
+from typing import Any, cast
 
 import aioresponses.core as aioresponses_core
 import pytest
 from aiohttp import ClientResponse
+from aiohttp.abc import AbstractStreamWriter
 from aioresponses import aioresponses
 
 API_KEY = "sk-test-SECRET-4242"
@@ -25,8 +26,13 @@ class _NoStreamWriter:
 class _CompatClientResponse(ClientResponse):
     # aiohttp 3.14 made `stream_writer` a required argument of ClientResponse,
     # and aioresponses 0.7.9 does not pass it (aioresponses#289).
-    def __init__(self, *args: Any, stream_writer: Any = None, **kwargs: Any) -> None:
-        super().__init__(*args, stream_writer=stream_writer or _NoStreamWriter(), **kwargs)
+    def __init__(
+        self, *args: Any, stream_writer: AbstractStreamWriter | None = None, **kwargs: Any
+    ) -> None:
+        if stream_writer is None:
+            # A stand-in, not a writer: a mocked response only reads `output_size`.
+            stream_writer = cast(AbstractStreamWriter, _NoStreamWriter())
+        super().__init__(*args, stream_writer=stream_writer, **kwargs)
 
 
 def _needs_shim() -> bool:

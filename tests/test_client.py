@@ -40,7 +40,7 @@ def page_url(batch_id: str = "b1", offset: int = 0, base: str = BASE) -> str:
 
 def sent(mock: aioresponses) -> list[tuple[URL, dict[str, Any]]]:
     """Every request the client sent, in order, with its keyword arguments."""
-    calls = []
+    calls: list[tuple[URL, dict[str, Any]]] = []
     for (_method, url), requests in mock.requests.items():
         calls.extend((url, request.kwargs) for request in requests)
     return calls

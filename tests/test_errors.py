@@ -26,6 +26,8 @@ from blat_async.errors import (
     status_error_class,
 )
 
+from ._tables import STATUS_ERROR_CLASSES
+
 _PARENTS: dict[type[Exception], type[Exception]] = {
     BlatError: Exception,
     APIStatusError: BlatError,
@@ -88,26 +90,7 @@ def test_docstring_draws_every_class() -> None:
             assert f"── {error_class.__name__}" in errors.__doc__
 
 
-@pytest.mark.parametrize(
-    ("status", "error_class"),
-    [
-        (400, BadRequestError),
-        (401, AuthenticationError),
-        (403, PermissionDeniedError),
-        (404, NotFoundError),
-        (429, RateLimitError),
-        (500, InternalServerError),
-        (501, InternalServerError),
-        (502, InternalServerError),
-        (503, InternalServerError),
-        (504, InternalServerError),
-        (599, InternalServerError),
-        (302, APIStatusError),
-        (405, APIStatusError),
-        (418, APIStatusError),
-        (422, APIStatusError),
-    ],
-)
+@pytest.mark.parametrize(("status", "error_class"), STATUS_ERROR_CLASSES)
 def test_status_error_class(status: int, error_class: type[APIStatusError]) -> None:
     assert status_error_class(status) is error_class
 

@@ -45,7 +45,7 @@ def client_for(server: FakeBlatServer, **kwargs: Any) -> BlatClient:
     return BlatClient(server.api_key, base_url=server.base_url, **kwargs)
 
 
-async def read_all(client: BlatClient, batch_id: str, **kwargs: Any) -> list[str | None]:
+async def read_all(client: BlatClient, batch_id: str, **kwargs: Any) -> list[str]:
     return job_ids([item async for item in client.iter_batch_scrape_sitemap(batch_id, **kwargs)])
 
 

@@ -26,15 +26,12 @@ from blat_async._protocol import (
 )
 from blat_async.errors import (
     APIStatusError,
-    AuthenticationError,
-    BadRequestError,
     InternalServerError,
     NotFoundError,
-    PermissionDeniedError,
-    RateLimitError,
     ResponseValidationError,
 )
 from blat_async.models import BatchScrapeSitemapStatusResponse
+from tests._tables import STATUS_ERROR_CLASSES
 from tests.conftest import page
 
 # -- encode_batch_id -----------------------------------------------------------
@@ -77,7 +74,7 @@ def test_batch_id_that_cannot_be_a_segment_is_refused(batch_id: str) -> None:
 @pytest.mark.parametrize("batch_id", [None, 123, b"bytes"])
 def test_batch_id_that_is_not_str_is_a_type_error(batch_id: object) -> None:
     with pytest.raises(TypeError, match="batch_id must be a str"):
-        encode_batch_id(batch_id)  # type: ignore[arg-type]
+        encode_batch_id(batch_id)  # type: ignore[arg-type]  # the wrong type under test
 
 
 def test_batch_id_with_lone_surrogate_is_refused() -> None:
@@ -298,20 +295,7 @@ def _api_error(code: str, message: str) -> bytes:
     return json.dumps({"code": code, "message": message, "details": {"field": "batch_id"}}).encode()
 
 
-@pytest.mark.parametrize(
-    ("status", "error_class"),
-    [
-        (400, BadRequestError),
-        (401, AuthenticationError),
-        (403, PermissionDeniedError),
-        (404, NotFoundError),
-        (429, RateLimitError),
-        (500, InternalServerError),
-        (502, InternalServerError),
-        (503, InternalServerError),
-        (504, InternalServerError),
-    ],
-)
+@pytest.mark.parametrize(("status", "error_class"), STATUS_ERROR_CLASSES)
 def test_error_class_follows_the_status(status: int, error_class: type[APIStatusError]) -> None:
     error = error_from_response(status, {}, _api_error("X", "y"))
 

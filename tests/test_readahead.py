@@ -49,6 +49,13 @@ async def drain(items: AsyncIterator[Any]) -> None:
         pass
 
 
+def offsets_asked(server: FakeBlatServer) -> list[int]:
+    """The ``from`` of every request the server answered, sorted; each must have one."""
+    froms = [r.from_ for r in server.requests]
+    assert None not in froms, f"a request without a valid from: {froms}"
+    return sorted(offset for offset in froms if offset is not None)
+
+
 def blat_tasks() -> set[asyncio.Task[Any]]:
     return {t for t in asyncio.all_tasks() if t.get_name().startswith("blat-") and not t.done()}
 
@@ -60,7 +67,7 @@ async def test_concurrent_requests_really_overlap(server: FakeBlatServer) -> Non
     assert job_ids(items) == batch.job_ids
     assert server.max_in_flight == 5
     # Read-ahead stops at total: no request past the end of the batch.
-    assert sorted(r.from_ for r in server.requests) == list(range(0, 300, 10))
+    assert offsets_asked(server) == list(range(0, 300, 10))
 
 
 async def test_the_default_concurrency_reads_ahead(server: FakeBlatServer) -> None:
@@ -89,7 +96,7 @@ async def test_the_first_request_goes_alone_then_the_read_fills_the_concurrency(
     assert first.from_ == 0
     assert all(r.started >= first.finished for r in rest)
     assert server.max_in_flight == 8
-    assert sorted(r.from_ for r in server.requests) == list(range(0, 200, 10))
+    assert offsets_asked(server) == list(range(0, 200, 10))
 
 
 @pytest.mark.parametrize("concurrency", [1, 3, 8])
@@ -101,7 +108,7 @@ async def test_a_finished_batch_costs_one_request_a_page(
     async with client_for(server, concurrency=concurrency) as client:
         items = [item async for item in client.iter_batch_scrape_sitemap(batch.batch_id)]
     assert job_ids(items) == batch.job_ids
-    assert sorted(r.from_ for r in server.requests) == list(range(0, max(size, 1), 10))
+    assert offsets_asked(server) == list(range(0, max(size, 1), 10))
 
 
 async def test_big_pages_are_asked_for_at_their_own_offsets(server: FakeBlatServer) -> None:
@@ -111,7 +118,7 @@ async def test_big_pages_are_asked_for_at_their_own_offsets(server: FakeBlatServ
         async for _item in client.iter_batch_scrape_sitemap(batch.batch_id):
             count += 1
     assert count == 20_000
-    assert sorted(r.from_ for r in server.requests) == list(range(0, 20_000, 1_000))
+    assert offsets_asked(server) == list(range(0, 20_000, 1_000))
 
 
 async def test_a_slice_asks_only_the_pages_it_covers(server: FakeBlatServer) -> None:
@@ -150,7 +157,7 @@ async def test_a_running_batch_is_read_ahead_only_as_far_as_it_has_items(
         items = [item async for item in client.iter_batch_scrape_sitemap(batch.batch_id)]
     assert job_ids(items) == batch.job_ids[:75]
     # Eight pages with items, and the one that shows the end for now.
-    assert sorted(r.from_ for r in server.requests) == [0, 10, 20, 30, 40, 50, 60, 70, 75]
+    assert offsets_asked(server) == [0, 10, 20, 30, 40, 50, 60, 70, 75]
 
 
 async def test_a_stalled_consumer_stops_the_requests(server: FakeBlatServer) -> None:
@@ -173,7 +180,7 @@ async def test_big_pages_are_read_once_each_item_with_the_collector_on(
         items = [item async for item in client.iter_batch_scrape_sitemap(batch.batch_id)]
     assert job_ids(items) == batch.job_ids
     assert all(len(item.links) == 20 for item in items if item.success)
-    assert sorted(r.from_ for r in server.requests) == [0, 400, 800]
+    assert offsets_asked(server) == [0, 400, 800]
     assert gc.isenabled()
 
 

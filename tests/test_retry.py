@@ -45,6 +45,7 @@ def test_default_retry_is_the_default_policy() -> None:
 @pytest.mark.parametrize("field", ["initial_delay", "max_delay", "max_retry_after"])
 def test_negative_delay_is_refused(field: str) -> None:
     with pytest.raises(ValueError, match=field):
+        # mypy checks the dict of floats against max_retries too, an int.
         RetryPolicy(**{field: -0.1})  # type: ignore[arg-type]
 
 
@@ -52,6 +53,7 @@ def test_negative_delay_is_refused(field: str) -> None:
 def test_nan_delay_is_refused(field: str) -> None:
     """NaN is not below zero, yet it is no delay: backoff and Retry-After would silently break."""
     with pytest.raises(ValueError, match=field):
+        # mypy checks the dict of floats against max_retries too, an int.
         RetryPolicy(**{field: float("nan")})  # type: ignore[arg-type]
 
 
@@ -68,7 +70,7 @@ def test_bool_max_retries_is_refused(value: bool) -> None:
 
 def test_float_max_retries_is_refused() -> None:
     with pytest.raises(TypeError, match="max_retries"):
-        RetryPolicy(max_retries=2.0)  # type: ignore[arg-type]
+        RetryPolicy(max_retries=2.0)  # type: ignore[arg-type]  # the wrong type under test
 
 
 def test_zero_everywhere_is_valid() -> None:

@@ -648,7 +648,7 @@ def test_fault_is_made_by_its_factories() -> None:
 def test_inject_refuses_bad_arguments() -> None:
     server = FakeBlatServer()
     with pytest.raises(TypeError):
-        server.inject("500")  # type: ignore[arg-type]
+        server.inject("500")  # type: ignore[arg-type]  # the wrong type under test
     with pytest.raises(ValueError, match="times"):
         server.inject(Fault.status(500), times=0)
 
