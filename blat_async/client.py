@@ -17,6 +17,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from . import _defaults
+from ._logging import configure_from_env, logger
 from ._pagination import Delivery, ReadPlan
 from ._protocol import (
     PagePath,
@@ -157,6 +158,7 @@ class BlatClient:
         self._pause = RatePause()
         # Set by close(); it also wakes a follow-mode read waiting between polls.
         self._closing = asyncio.Event()
+        configure_from_env()
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -252,6 +254,7 @@ class BlatClient:
     async def _attempt(self, url: URL, on_answer: Callable[[], None]) -> Fetched:
         """Send one request and decode its answer; every failure becomes a `BlatError`."""
         session = self._get_session()
+        logger.debug("GET %s", url)
         try:
             # Redirects are not followed, so the key never reaches another
             # origin; raise_for_status is off even on a borrowed session that
