@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
 import json
 import os
 import pty
+import re
 import signal
 import socket
 import struct
@@ -20,7 +22,8 @@ from typing import Any
 
 import pytest
 
-from blat_async.cli import ExitCode
+from blat_async import cli
+from blat_async.cli import ExitCode, main
 from blat_async.testing import FakeBatch, FakeBlatServer, Fault
 
 SECRET = "sk-cli-SECRET-7777"
@@ -110,7 +113,13 @@ def test_forbidden_batch_exits_with_the_authentication_code(server: FakeBlatServ
 def test_missing_key_exits_with_the_authentication_code() -> None:
     result = run(None, "items", "b25")
     assert_clean_failure(result, ExitCode.AUTHENTICATION)
-    assert "BLAT_API_KEY" in result.stderr
+    assert result.stderr == "blat-async: no API key: pass --api-key or set BLAT_API_KEY\n"
+
+
+def test_demo_of_a_real_batch_without_a_key_exits_with_the_authentication_code() -> None:
+    result = run(None, "demo", "b-123")
+    assert_clean_failure(result, ExitCode.AUTHENTICATION)
+    assert result.stdout == ""
 
 
 def test_unknown_batch_exits_with_the_not_found_code(server: FakeBlatServer) -> None:
@@ -258,3 +267,77 @@ def test_serve_on_a_port_in_use_exits_with_the_network_code() -> None:
         port = busy.getsockname()[1]
         result = run(None, "serve", "--port", str(port))
     assert_clean_failure(result, ExitCode.NETWORK)
+
+
+@pytest.fixture
+def no_blat_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("BLAT_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.mark.usefixtures("no_blat_environment")
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        (["--version"], ExitCode.OK),
+        (["items", "--help"], ExitCode.OK),
+        (["items"], ExitCode.USAGE),
+        (["nonsense"], ExitCode.USAGE),
+        (["items", "b25"], ExitCode.AUTHENTICATION),
+        (["items", "b25", "--from", "5", "--stop", "2"], ExitCode.USAGE),
+    ],
+)
+def test_main_returns_the_exit_code_and_never_raises_system_exit(
+    args: list[str], code: ExitCode, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(args) == code
+    assert "Traceback" not in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("no_blat_environment")
+@pytest.mark.parametrize("command", ["items", "status", "demo"])
+def test_an_empty_batch_id_is_a_usage_error_before_the_key_is_asked_for(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([command, ""]) == ExitCode.USAGE
+    assert "argument BATCH_ID: must not be empty" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["items", "b", "--base-url", "http://example.com/"],
+            "use https://, or pass --allow-insecure-http (or set BLAT_ALLOW_INSECURE_HTTP=1)",
+        ),
+        (
+            ["items", "b", "--from", "5", "--stop", "2"],
+            "blat-async: --stop (2) must be >= --from (5)",
+        ),
+        (["items", "..", "--base-url", "http://127.0.0.1:9/"], "blat-async: BATCH_ID '..' cannot"),
+        (["status", "b", "--base-url", "ftp://example.com/"], "blat-async: --base-url must be an"),
+    ],
+)
+def test_usage_errors_speak_of_flags(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([*args, "--api-key", SECRET]) == ExitCode.USAGE
+    err = capsys.readouterr().err
+    assert message in err
+    assert not re.search(r"\b[a-z]+_[a-z_]+\b", err)  # no Python names
+
+
+def test_status_does_not_take_concurrency(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["status", "b", "--concurrency", "2"]) == ExitCode.USAGE
+    assert "unrecognized arguments: --concurrency 2" in capsys.readouterr().err
+
+
+def test_demo_leaves_the_parsed_arguments_as_they_were(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    args = cli._parser().parse_args(["demo", "--size", "12", "--no-progress"])
+    parsed = dict(vars(args))
+    asyncio.run(args.run(args))
+    assert vars(args) == parsed
+    assert len(capsys.readouterr().out.splitlines()) == 12
