@@ -329,14 +329,40 @@ def _positive_float(text: str) -> float:
     return value
 
 
+_EXIT_CODES: Final = {
+    ExitCode.OK: "success, or the reader of stdout went away (| head)",
+    ExitCode.USAGE: "a mistake in the command line",
+    ExitCode.AUTHENTICATION: "no key, a wrong key (401), or no access to the batch (403)",
+    ExitCode.NOT_FOUND: "no such batch, or it expired (404)",
+    ExitCode.API_ERROR: "any other API error, or a response the client cannot read",
+    ExitCode.NETWORK: "no connection, a dropped connection or a timeout, after the retries",
+    ExitCode.INTERRUPTED: "interrupted (Ctrl-C)",
+}
+
+
+def _epilog(examples: Sequence[str], codes: dict[ExitCode, str] | None = None) -> str:
+    """The end of a command's help: examples, then what its exit codes mean."""
+    lines = ["examples:", *(f"  {example}" for example in examples), "", "exit codes:"]
+    lines += [f"  {int(code):>3}  {text}" for code, text in (codes or _EXIT_CODES).items()]
+    return "\n".join(lines)
+
+
 def _command(
-    commands: Any, name: str, summary: str, parents: list[argparse.ArgumentParser]
+    commands: Any,
+    name: str,
+    summary: str,
+    examples: Sequence[str],
+    parents: list[argparse.ArgumentParser],
+    codes: dict[ExitCode, str] | None = None,
 ) -> argparse.ArgumentParser:
+    """Add a command whose help ends with examples and its exit codes."""
     parser: argparse.ArgumentParser = commands.add_parser(
         name,
         parents=parents,
         help=summary,
         description=summary[0].upper() + summary[1:] + ".",
+        epilog=_epilog(examples, codes),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     return parser
 
@@ -448,6 +474,11 @@ def _add_items(commands: Any, connection: Any, reading: Any) -> None:
         commands,
         "items",
         "stream every item of a batch as JSON Lines (or its links)",
+        [
+            f"{_PROG} items b-123 > b-123.jsonl",
+            f"{_PROG} items b-123 --links --from 4000 --stop 5000 | sort -u",
+            f"{_PROG} items b-123 --follow   # a running batch, until it completes",
+        ],
         parents=[connection, reading],
     )
     items.add_argument("batch_id", metavar="BATCH_ID", type=_batch_id)
@@ -459,6 +490,7 @@ def _add_status(commands: Any, connection: Any) -> None:
         commands,
         "status",
         "print a batch's status, processed, total and expiry",
+        [f"{_PROG} status b-123", f"{_PROG} status b-123 --json | jq .processed"],
         parents=[connection],
     )
     status.add_argument("batch_id", metavar="BATCH_ID", type=_batch_id)
@@ -471,6 +503,10 @@ def _add_demo(commands: Any, connection: Any, reading: Any, fake: Any) -> None:
         commands,
         "demo",
         "stream a sample batch from the embedded fake server (no key needed)",
+        [
+            f"{_PROG} demo | head -3",
+            f"{_PROG} demo --size 1000 --page-size 50 --latency 0.05 > sample.jsonl",
+        ],
         parents=[connection, reading, fake],
     )
     demo.add_argument(
@@ -488,7 +524,16 @@ def _add_serve(commands: Any, fake: Any) -> None:
         commands,
         "serve",
         "run the fake server in the foreground for other programs",
+        [
+            f"{_PROG} serve --port 8089 --size 500 --batches 2",
+            f"{_PROG} serve --jobs-per-second 20   # running batches, to try --follow",
+        ],
         parents=[fake],
+        codes={
+            ExitCode.USAGE: _EXIT_CODES[ExitCode.USAGE],
+            ExitCode.NETWORK: "cannot listen (the port is in use)",
+            ExitCode.INTERRUPTED: "stopped by Ctrl-C, its usual end",
+        },
     )
     serve.add_argument(
         "--host", default="127.0.0.1", help="the address to listen on (default: %(default)s)"
@@ -527,8 +572,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=_PROG,
         description="Read Blat batch sitemap scrape results.",
-        epilog="Exit codes: 2 usage, 3 authentication, 4 not found, 5 API error, "
-        "6 network, 130 interrupted.",
+        epilog="Each command's --help gives its flags, defaults, examples and exit codes.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -333,6 +333,28 @@ def test_status_does_not_take_concurrency(capsys: pytest.CaptureFixture[str]) ->
     assert "unrecognized arguments: --concurrency 2" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("command", "defaults"),
+    [
+        ("items", ["--timeout SECONDS", "(default: 30.0)", "(default: 3)", "(default: 6)"]),
+        ("status", ["(default: 30.0)", "(default: 3)"]),
+        ("demo", ["(default: 120)", "items per page (default: 10)", "(default: 0.0)"]),
+        ("serve", ["(default: 120)", "(default: 10)", "(default: 8089)", "(default: 127.0.0.1)"]),
+    ],
+)
+def test_each_commands_help_gives_defaults_examples_and_exit_codes(
+    command: str, defaults: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([command, "--help"]) == ExitCode.OK
+    shown = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    for default in defaults:
+        assert default in shown
+    assert f"examples: blat-async {command} " in shown
+    assert "exit codes:" in shown
+    assert "130 " in shown
+    assert "6 " in shown
+
+
 def test_demo_leaves_the_parsed_arguments_as_they_were(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
