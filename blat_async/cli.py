@@ -28,7 +28,7 @@ import os
 import signal
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
-from typing import Any, Final, NoReturn
+from typing import IO, Any, Final, NoReturn
 
 import attrs
 
@@ -126,10 +126,20 @@ def _item_json(item: BatchScrapeSitemapData) -> str:
     return json.dumps(attrs.asdict(item), ensure_ascii=False)
 
 
+def _bar_total(start: int, stop: int | None, total: int | None) -> int | None:
+    """The items a read from ``start`` to ``stop`` hands out, in a batch of ``total`` jobs."""
+    ends = [end for end in (stop, total) if end is not None]
+    return max(0, min(ends) - start) if ends else None
+
+
 @contextlib.contextmanager
-def _progress_bar(enabled: bool) -> Iterator[Any]:
-    """A tqdm bar on stderr when it is a terminal, or ``None``."""
-    if not enabled or not sys.stderr.isatty():
+def _progress_bar(enabled: bool, out: IO[str]) -> Iterator[Any]:
+    """A tqdm bar on stderr when it is a terminal and ``out`` is not, or ``None``.
+
+    On the terminal that shows the data, the bar's redraws would cut its
+    lines, and the lines scrolling by already show the progress.
+    """
+    if not enabled or not sys.stderr.isatty() or out.isatty():
         yield None
         return
     from tqdm import tqdm
@@ -153,7 +163,7 @@ async def _stream(
             poll_interval=args.poll_interval,
             progress=progress,
         )
-    with _progress_bar(not args.no_progress) as bar:
+    with _progress_bar(not args.no_progress, out) as bar:
         async with contextlib.aclosing(pages):
             async for page in pages:
                 if args.links:
@@ -161,7 +171,7 @@ async def _stream(
                 else:
                     out.writelines(f"{_item_json(item)}\n" for item in page.data)
                 if bar is not None:
-                    bar.total = progress.total
+                    bar.total = _bar_total(args.start, args.stop, progress.total)
                     bar.set_postfix(processed=progress.processed, status=progress.status)
                     bar.update(len(page.data))
     out.flush()
@@ -438,7 +448,7 @@ def _reading_flags() -> argparse.ArgumentParser:
     flags.add_argument(
         "--no-progress",
         action="store_true",
-        help="no progress bar (default: a bar on stderr when it is a terminal)",
+        help="no progress bar (default: a bar on stderr when it is a terminal and stdout is not)",
     )
     return flags
 

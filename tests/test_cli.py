@@ -231,11 +231,17 @@ def test_serve_prints_where_it_listens_and_serves_until_interrupted() -> None:
     assert "Traceback" not in stderr
 
 
-def test_a_terminal_gets_a_progress_bar_and_a_pipe_does_not(server: FakeBlatServer) -> None:
+def on_terminal(
+    server: FakeBlatServer, *args: str, stdout_too: bool = False
+) -> tuple[int, bytes, bytes]:
+    """Run the command with stderr (and stdout, if ``stdout_too``) on a terminal.
+
+    Returns the exit status, what the terminal showed, and stdout if it was a pipe.
+    """
     leader, follower = pty.openpty()
     # A new pty is 0 columns wide; a terminal has a size.
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
-    command = [sys.executable, "-m", "blat_async", "items", "b25", "--links"]
+    command = [sys.executable, "-m", "blat_async", *args]
     command += ["--base-url", server.base_url, "--api-key", SECRET]
     chunks: list[bytes] = []
 
@@ -247,17 +253,49 @@ def test_a_terminal_gets_a_progress_bar_and_a_pipe_does_not(server: FakeBlatServ
 
     reader = threading.Thread(target=read_terminal)
     reader.start()
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=follower)
+    stdout = follower if stdout_too else subprocess.PIPE
+    process = subprocess.Popen(command, stdout=stdout, stderr=follower)
     os.close(follower)
-    stdout, _ = process.communicate(timeout=60)
+    piped, _ = process.communicate(timeout=60)
     reader.join(timeout=10)
     os.close(leader)
-    shown = b"".join(chunks)
-    assert process.returncode == 0
+    return process.returncode, b"".join(chunks), piped or b""
+
+
+def test_a_terminal_gets_a_progress_bar_and_a_pipe_does_not(server: FakeBlatServer) -> None:
+    returncode, shown, stdout = on_terminal(server, "items", "b25", "--links")
+    assert returncode == 0
     assert b"25/25" in shown
     assert b"items" in shown
     assert len(stdout.splitlines()) == 69  # 23 successful jobs with 3 links each
     assert SECRET.encode() not in shown
+
+
+def test_no_bar_cuts_the_lines_when_stdout_is_the_same_terminal(server: FakeBlatServer) -> None:
+    returncode, shown, _ = on_terminal(server, "items", "b25", "--links", stdout_too=True)
+    assert returncode == 0
+    lines = [line for line in shown.replace(b"\r\n", b"\n").split(b"\n") if line]
+    assert len(lines) == 69
+    assert all(line.startswith(b"https://example.com/") for line in lines), lines
+    assert b"items/s" not in shown
+
+
+@pytest.mark.parametrize(
+    ("args", "shown"),
+    [
+        (["--stop", "10"], b"10/10"),
+        (["--from", "20"], b"5/5"),
+        (["--from", "3", "--stop", "7"], b"4/4"),
+    ],
+)
+def test_the_bar_counts_the_items_between_from_and_stop(
+    server: FakeBlatServer, args: list[str], shown: bytes
+) -> None:
+    returncode, terminal, _ = on_terminal(server, "items", "b25", *args)
+    assert returncode == 0
+    assert b"100%" in terminal
+    assert shown in terminal
+    assert b"/25" not in terminal
 
 
 def test_serve_on_a_port_in_use_exits_with_the_network_code() -> None:
@@ -363,3 +401,12 @@ def test_demo_leaves_the_parsed_arguments_as_they_were(
     asyncio.run(args.run(args))
     assert vars(args) == parsed
     assert len(capsys.readouterr().out.splitlines()) == 12
+
+
+def test_the_bar_total_is_the_items_between_from_and_stop() -> None:
+    assert cli._bar_total(0, None, None) is None
+    assert cli._bar_total(0, None, 5000) == 5000
+    assert cli._bar_total(0, 30, 5000) == 30
+    assert cli._bar_total(4000, 5000, 4500) == 500
+    assert cli._bar_total(100, None, 50) == 0
+    assert cli._bar_total(10, 20, None) == 10
