@@ -24,6 +24,7 @@ import contextlib
 import enum
 import inspect
 import json
+import logging
 import os
 import signal
 import sys
@@ -405,6 +406,14 @@ def _connection_flags() -> argparse.ArgumentParser:
         default=_default(RetryPolicy, "max_retries"),
         help="retries of a failed request (default: %(default)s)",
     )
+    flags.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="log each retry and 429 pause on stderr; -vv each request too "
+        "(default: $BLAT_LOG, else quiet)",
+    )
     return flags
 
 
@@ -487,7 +496,7 @@ def _add_items(commands: Any, connection: Any, reading: Any) -> None:
         [
             f"{_PROG} items b-123 > b-123.jsonl",
             f"{_PROG} items b-123 --links --from 4000 --stop 5000 | sort -u",
-            f"{_PROG} items b-123 --follow   # a running batch, until it completes",
+            f"{_PROG} items b-123 --follow -v   # a running batch, showing retries",
         ],
         parents=[connection, reading],
     )
@@ -604,6 +613,25 @@ def _check(args: argparse.Namespace) -> None:
 # -- running -----------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def _verbose(count: int) -> Iterator[None]:
+    """Show the library's log on stderr: each retry with -v, each request too with -vv."""
+    if not count:
+        yield
+        return
+    logger = logging.getLogger("blat_async")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(f"{_PROG}: %(message)s"))
+    level = logger.level
+    logger.setLevel(logging.INFO if count == 1 else logging.DEBUG)
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
 def _flush_stdout() -> None:
     with contextlib.suppress(BrokenPipeError):
         sys.stdout.flush()
@@ -626,7 +654,8 @@ def _run(args: argparse.Namespace) -> ExitCode:
     command: Callable[[argparse.Namespace], Coroutine[Any, Any, None]] = args.run
     try:
         _check(args)
-        asyncio.run(command(args))
+        with _verbose(getattr(args, "verbose", 0)):
+            asyncio.run(command(args))
     except KeyboardInterrupt:
         return _fail(ExitCode.INTERRUPTED, "interrupted")
     except BrokenPipeError:

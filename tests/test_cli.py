@@ -403,6 +403,59 @@ def test_demo_leaves_the_parsed_arguments_as_they_were(
     assert len(capsys.readouterr().out.splitlines()) == 12
 
 
+def flaky_server() -> FakeBlatServer:
+    """A server whose batch ``b`` answers 503, then 429, before its first page."""
+    server = FakeBlatServer(api_key=SECRET)
+    server.add_batch("b", 15)
+    server.inject(Fault.status(503, retry_after=0.01), from_=0, times=1)
+    server.inject(Fault.status(429, retry_after=0.02), from_=0, times=1)
+    return server
+
+
+def test_verbose_logs_each_retry_and_429_pause_without_the_key() -> None:
+    with flaky_server().run_in_thread() as server:
+        result = run(server, "items", "b", "-v")
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout.splitlines()) == 15
+    url = f"{server.base_url}batch/scrape_sitemap/b?from=0"
+    retries = result.stderr.splitlines()
+    assert len(retries) == 2, result.stderr
+    assert retries[0].startswith(f"blat-async: retry 1 of 3 for GET {url} in 0.01 s: HTTP 503")
+    assert retries[1].startswith(f"blat-async: retry 2 of 3 for GET {url} in 0.02 s: HTTP 429")
+    assert SECRET not in result.stderr
+
+
+def test_without_verbose_retries_are_quiet() -> None:
+    with flaky_server().run_in_thread() as server:
+        result = run(server, "items", "b")
+    assert result.returncode == 0
+    assert result.stderr == ""
+
+
+def test_very_verbose_logs_each_request_too() -> None:
+    with flaky_server().run_in_thread() as server:
+        result = run(server, "items", "b", "-vv", "--concurrency", "1")
+        requests = len(server.requests)
+    lines = result.stderr.splitlines()
+    assert requests == 4
+    assert [line for line in lines if line.startswith("blat-async: GET ")] == [
+        f"blat-async: GET {server.base_url}batch/scrape_sitemap/b?from={offset}"
+        for offset in (0, 0, 0, 10)
+    ]
+    assert sum(line.startswith("blat-async: retry ") for line in lines) == 2
+    assert SECRET not in result.stderr
+
+
+def test_blat_log_shows_the_retries_without_a_flag() -> None:
+    with flaky_server().run_in_thread() as server:
+        result = run(server, "items", "b", env={"BLAT_LOG": "info"})
+    assert result.returncode == 0
+    lines = result.stderr.splitlines()
+    assert len(lines) == 2, result.stderr
+    assert all(" INFO blat_async] retry " in line for line in lines)
+    assert SECRET not in result.stderr
+
+
 def test_the_bar_total_is_the_items_between_from_and_stop() -> None:
     assert cli._bar_total(0, None, None) is None
     assert cli._bar_total(0, None, 5000) == 5000
