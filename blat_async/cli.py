@@ -26,6 +26,7 @@ import inspect
 import json
 import logging
 import os
+import shlex
 import signal
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
@@ -34,6 +35,7 @@ from typing import IO, Any, Final, NoReturn
 import attrs
 
 from . import (
+    FINAL_STATUSES,
     APIConnectionError,
     AuthenticationError,
     BatchScrapeSitemapData,
@@ -41,6 +43,7 @@ from . import (
     BlatError,
     NotFoundError,
     PermissionDeniedError,
+    ReadEnd,
     ReadProgress,
     RetryPolicy,
     __version__,
@@ -119,6 +122,14 @@ def _say(message: str) -> None:
     print(f"{_PROG}: {message}", file=sys.stderr)
 
 
+@attrs.define
+class _Run:
+    """One run of a command: its arguments, and the read that `main` reports on Ctrl-C."""
+
+    args: argparse.Namespace
+    progress: ReadProgress | None = None
+
+
 # -- output ------------------------------------------------------------------------
 
 
@@ -178,9 +189,27 @@ async def _stream(
     out.flush()
 
 
-async def _read(args: argparse.Namespace, client: BlatClient, batch_id: str) -> None:
-    """Stream a batch as ``items`` does."""
-    await _stream(client, args, batch_id, ReadProgress(offset=args.start))
+def _unfinished(args: argparse.Namespace, batch_id: str, progress: ReadProgress) -> str | None:
+    """What to say when a read without --follow ended at the end of a running batch."""
+    status = progress.status
+    if args.follow or progress.ended is not ReadEnd.EMPTY_PAGE or status is None:
+        return None
+    if status.strip().lower() in FINAL_STATUSES:
+        return None
+    of_total = "" if progress.total is None else f" of {progress.total}"
+    again = f"{_PROG} {args.command} {shlex.quote(batch_id)} --from {progress.offset} --follow"
+    return (
+        f"batch {batch_id} is still {status}: read {progress.items} items, to offset "
+        f"{progress.offset}{of_total}; --follow reads on as jobs complete: {again}"
+    )
+
+
+async def _read(run: _Run, client: BlatClient, batch_id: str) -> None:
+    """Stream a batch as ``items`` does, and say so if it was still running."""
+    run.progress = progress = ReadProgress(offset=run.args.start)
+    await _stream(client, run.args, batch_id, progress)
+    if (note := _unfinished(run.args, batch_id, progress)) is not None:
+        _say(note)
 
 
 # -- commands ----------------------------------------------------------------------
@@ -203,12 +232,13 @@ def _client(
         raise _Failure(ExitCode.AUTHENTICATION, _in_cli_words(str(error))) from error
 
 
-async def _items(args: argparse.Namespace) -> None:
-    async with _client(args) as client:
-        await _read(args, client, args.batch_id)
+async def _items(run: _Run) -> None:
+    async with _client(run.args) as client:
+        await _read(run, client, run.args.batch_id)
 
 
-async def _status(args: argparse.Namespace) -> None:
+async def _status(run: _Run) -> None:
+    args = run.args
     async with _client(args) as client:
         with _arguments_checked():
             page = await client.get_batch_scrape_sitemap_status(args.batch_id)
@@ -260,11 +290,12 @@ async def _sample_server(sample: _Sample) -> AsyncIterator[tuple[Any, list[str]]
         yield server, ids
 
 
-async def _demo(args: argparse.Namespace) -> None:
+async def _demo(run: _Run) -> None:
+    args = run.args
     if args.batch_id is not None:
         # With a batch id, the demo is the real thing.
         async with _client(args) as client:
-            await _read(args, client, args.batch_id)
+            await _read(run, client, args.batch_id)
         return
     sample = _Sample(size=args.size, page_size=args.page_size, latency=args.latency)
     async with _sample_server(sample) as (server, [batch_id]):
@@ -274,10 +305,11 @@ async def _demo(args: argparse.Namespace) -> None:
             file=sys.stderr,
         )
         async with _client(args, api_key=server.api_key, base_url=server.base_url) as client:
-            await _read(args, client, batch_id)
+            await _read(run, client, batch_id)
 
 
-async def _serve(args: argparse.Namespace) -> None:
+async def _serve(run: _Run) -> None:
+    args = run.args
     sample = _Sample(
         size=args.size,
         page_size=args.page_size,
@@ -650,14 +682,15 @@ def _fail(code: ExitCode, message: str) -> ExitCode:
     return code
 
 
-def _run(args: argparse.Namespace) -> ExitCode:
-    command: Callable[[argparse.Namespace], Coroutine[Any, Any, None]] = args.run
+def _run(run: _Run) -> ExitCode:
+    command: Callable[[_Run], Coroutine[Any, Any, None]] = run.args.run
     try:
-        _check(args)
-        with _verbose(getattr(args, "verbose", 0)):
-            asyncio.run(command(args))
+        _check(run.args)
+        with _verbose(getattr(run.args, "verbose", 0)):
+            asyncio.run(command(run))
     except KeyboardInterrupt:
-        return _fail(ExitCode.INTERRUPTED, "interrupted")
+        resume = "" if run.progress is None else f"; resume with --from {run.progress.offset}"
+        return _fail(ExitCode.INTERRUPTED, f"interrupted{resume}")
     except BrokenPipeError:
         _quiet_stdout()
     except _Failure as failure:
@@ -681,7 +714,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exit_:
         # argparse exits after --help and --version (0) and after a usage error (2).
         return exit_.code if isinstance(exit_.code, int) else ExitCode.USAGE
-    return int(_run(args))
+    return int(_run(_Run(args)))
 
 
 def entry_point() -> NoReturn:

@@ -197,6 +197,7 @@ def test_ctrl_c_stops_cleanly_and_keeps_what_was_printed() -> None:
     assert "Traceback" not in stderr
     ids = [json.loads(line)["metadata"]["job_id"] for line in stdout.splitlines()]
     assert ids == batch.job_ids[:12]
+    assert stderr == "blat-async: interrupted; resume with --from 12\n"
 
 
 def test_python_dash_m_and_version(server: Any) -> None:
@@ -398,7 +399,7 @@ def test_demo_leaves_the_parsed_arguments_as_they_were(
 ) -> None:
     args = cli._parser().parse_args(["demo", "--size", "12", "--no-progress"])
     parsed = dict(vars(args))
-    asyncio.run(args.run(args))
+    asyncio.run(args.run(cli._Run(args)))
     assert vars(args) == parsed
     assert len(capsys.readouterr().out.splitlines()) == 12
 
@@ -454,6 +455,28 @@ def test_blat_log_shows_the_retries_without_a_flag() -> None:
     assert len(lines) == 2, result.stderr
     assert all(" INFO blat_async] retry " in line for line in lines)
     assert SECRET not in result.stderr
+
+
+def test_a_running_batch_read_without_follow_says_so() -> None:
+    with FakeBlatServer(api_key=SECRET).run_in_thread() as server:
+        server.add_batch("running", 30, visible=12, jobs_per_second=0.001)
+        result = run(server, "items", "running")
+        sliced = run(server, "items", "running", "--stop", "5")
+        followed = run(server, "demo", "running", "--follow", "--stop", "12")
+    assert result.returncode == 0
+    assert len(result.stdout.splitlines()) == 12
+    assert result.stderr == (
+        "blat-async: batch running is still running: read 12 items, to offset 12 of 30; "
+        "--follow reads on as jobs complete: blat-async items running --from 12 --follow\n"
+    )
+    assert sliced.stderr == ""
+    assert followed.stderr == ""
+
+
+def test_a_finished_batch_says_nothing_more(server: FakeBlatServer) -> None:
+    result = run(server, "items", "b25", "--from", "20")
+    assert result.returncode == 0
+    assert result.stderr == ""
 
 
 def test_the_bar_total_is_the_items_between_from_and_stop() -> None:
