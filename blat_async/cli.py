@@ -149,14 +149,19 @@ def _progress_bar(enabled: bool, out: IO[str]) -> Iterator[Any]:
     """A tqdm bar on stderr when it is a terminal and ``out`` is not, or ``None``.
 
     On the terminal that shows the data, the bar's redraws would cut its
-    lines, and the lines scrolling by already show the progress.
+    lines, and the lines scrolling by already show the progress. The log
+    lines of ``-v`` or ``BLAT_LOG`` are written above the bar, not through it.
     """
     if not enabled or not sys.stderr.isatty() or out.isatty():
         yield None
         return
     from tqdm import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
 
-    with tqdm(unit=" items", file=sys.stderr, dynamic_ncols=True) as bar:
+    logger = logging.getLogger("blat_async")
+    # Without a handler of its own, the logger prints nothing the bar could cut.
+    redirect = logging_redirect_tqdm([logger]) if logger.handlers else contextlib.nullcontext()
+    with redirect, tqdm(unit=" items", file=sys.stderr, dynamic_ncols=True) as bar:
         yield bar
 
 

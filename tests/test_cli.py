@@ -233,7 +233,7 @@ def test_serve_prints_where_it_listens_and_serves_until_interrupted() -> None:
 
 
 def on_terminal(
-    server: FakeBlatServer, *args: str, stdout_too: bool = False
+    server: FakeBlatServer, *args: str, stdout_too: bool = False, env: dict[str, str] | None = None
 ) -> tuple[int, bytes, bytes]:
     """Run the command with stderr (and stdout, if ``stdout_too``) on a terminal.
 
@@ -255,7 +255,10 @@ def on_terminal(
     reader = threading.Thread(target=read_terminal)
     reader.start()
     stdout = follower if stdout_too else subprocess.PIPE
-    process = subprocess.Popen(command, stdout=stdout, stderr=follower)
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("BLAT_")}
+    process = subprocess.Popen(
+        command, stdout=stdout, stderr=follower, env={**environment, **(env or {})}
+    )
     os.close(follower)
     piped, _ = process.communicate(timeout=60)
     reader.join(timeout=10)
@@ -279,6 +282,18 @@ def test_no_bar_cuts_the_lines_when_stdout_is_the_same_terminal(server: FakeBlat
     assert len(lines) == 69
     assert all(line.startswith(b"https://example.com/") for line in lines), lines
     assert b"items/s" not in shown
+
+
+@pytest.mark.parametrize(("flags", "env"), [(["-v"], {}), ([], {"BLAT_LOG": "info"})])
+def test_log_lines_go_above_the_bar_not_through_it(flags: list[str], env: dict[str, str]) -> None:
+    with flaky_server().run_in_thread() as server:
+        returncode, shown, _ = on_terminal(server, "items", "b", *flags, env=env)
+    assert returncode == 0
+    segments = shown.replace(b"\r", b"\n").split(b"\n")
+    retries = [segment for segment in segments if b"retry " in segment]
+    assert len(retries) == 2, shown
+    assert all(re.match(rb"(blat-async: |\[.* INFO blat_async\] )retry ", r) for r in retries)
+    assert SECRET.encode() not in shown
 
 
 @pytest.mark.parametrize(
