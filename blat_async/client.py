@@ -17,6 +17,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from . import _defaults
+from ._logging import configure_from_env, logger
 from ._pagination import Delivery, ReadPlan
 from ._protocol import (
     PagePath,
@@ -228,6 +229,7 @@ class BlatClient:
         # that a close() cancelled half-way (by asyncio.timeout or a TaskGroup
         # around `async with`) does not leave the session open.
         self._shutdown: asyncio.Task[None] | None = None
+        configure_from_env()
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -338,6 +340,7 @@ class BlatClient:
         """Send one request and decode its answer; every failure becomes a `BlatError`."""
         session = self._get_session()
         async with self._slots:
+            logger.debug("GET %s", url)
             try:
                 # Redirects are not followed, so the key never reaches another
                 # origin; raise_for_status is off even on a borrowed session

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
 import json
 import os
 import pty
+import re
 import signal
 import socket
 import struct
@@ -20,7 +22,8 @@ from typing import Any
 
 import pytest
 
-from blat_async.cli import ExitCode
+from blat_async import cli
+from blat_async.cli import ExitCode, main
 from blat_async.testing import FakeBatch, FakeBlatServer, Fault
 
 SECRET = "sk-cli-SECRET-7777"
@@ -110,7 +113,13 @@ def test_forbidden_batch_exits_with_the_authentication_code(server: FakeBlatServ
 def test_missing_key_exits_with_the_authentication_code() -> None:
     result = run(None, "items", "b25")
     assert_clean_failure(result, ExitCode.AUTHENTICATION)
-    assert "BLAT_API_KEY" in result.stderr
+    assert result.stderr == "blat-async: no API key: pass --api-key or set BLAT_API_KEY\n"
+
+
+def test_demo_of_a_real_batch_without_a_key_exits_with_the_authentication_code() -> None:
+    result = run(None, "demo", "b-123")
+    assert_clean_failure(result, ExitCode.AUTHENTICATION)
+    assert result.stdout == ""
 
 
 def test_unknown_batch_exits_with_the_not_found_code(server: FakeBlatServer) -> None:
@@ -188,6 +197,7 @@ def test_ctrl_c_stops_cleanly_and_keeps_what_was_printed() -> None:
     assert "Traceback" not in stderr
     ids = [json.loads(line)["metadata"]["job_id"] for line in stdout.splitlines()]
     assert ids == batch.job_ids[:12]
+    assert stderr == "blat-async: interrupted; resume with --from 12\n"
 
 
 def test_python_dash_m_and_version(server: Any) -> None:
@@ -222,11 +232,17 @@ def test_serve_prints_where_it_listens_and_serves_until_interrupted() -> None:
     assert "Traceback" not in stderr
 
 
-def test_a_terminal_gets_a_progress_bar_and_a_pipe_does_not(server: FakeBlatServer) -> None:
+def on_terminal(
+    server: FakeBlatServer, *args: str, stdout_too: bool = False, env: dict[str, str] | None = None
+) -> tuple[int, bytes, bytes]:
+    """Run the command with stderr (and stdout, if ``stdout_too``) on a terminal.
+
+    Returns the exit status, what the terminal showed, and stdout if it was a pipe.
+    """
     leader, follower = pty.openpty()
     # A new pty is 0 columns wide; a terminal has a size.
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
-    command = [sys.executable, "-m", "blat_async", "items", "b25", "--links"]
+    command = [sys.executable, "-m", "blat_async", *args]
     command += ["--base-url", server.base_url, "--api-key", SECRET]
     chunks: list[bytes] = []
 
@@ -238,17 +254,64 @@ def test_a_terminal_gets_a_progress_bar_and_a_pipe_does_not(server: FakeBlatServ
 
     reader = threading.Thread(target=read_terminal)
     reader.start()
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=follower)
+    stdout = follower if stdout_too else subprocess.PIPE
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("BLAT_")}
+    process = subprocess.Popen(
+        command, stdout=stdout, stderr=follower, env={**environment, **(env or {})}
+    )
     os.close(follower)
-    stdout, _ = process.communicate(timeout=60)
+    piped, _ = process.communicate(timeout=60)
     reader.join(timeout=10)
     os.close(leader)
-    shown = b"".join(chunks)
-    assert process.returncode == 0
+    return process.returncode, b"".join(chunks), piped or b""
+
+
+def test_a_terminal_gets_a_progress_bar_and_a_pipe_does_not(server: FakeBlatServer) -> None:
+    returncode, shown, stdout = on_terminal(server, "items", "b25", "--links")
+    assert returncode == 0
     assert b"25/25" in shown
     assert b"items" in shown
     assert len(stdout.splitlines()) == 69  # 23 successful jobs with 3 links each
     assert SECRET.encode() not in shown
+
+
+def test_no_bar_cuts_the_lines_when_stdout_is_the_same_terminal(server: FakeBlatServer) -> None:
+    returncode, shown, _ = on_terminal(server, "items", "b25", "--links", stdout_too=True)
+    assert returncode == 0
+    lines = [line for line in shown.replace(b"\r\n", b"\n").split(b"\n") if line]
+    assert len(lines) == 69
+    assert all(line.startswith(b"https://example.com/") for line in lines), lines
+    assert b"items/s" not in shown
+
+
+@pytest.mark.parametrize(("flags", "env"), [(["-v"], {}), ([], {"BLAT_LOG": "info"})])
+def test_log_lines_go_above_the_bar_not_through_it(flags: list[str], env: dict[str, str]) -> None:
+    with flaky_server().run_in_thread() as server:
+        returncode, shown, _ = on_terminal(server, "items", "b", *flags, env=env)
+    assert returncode == 0
+    segments = shown.replace(b"\r", b"\n").split(b"\n")
+    retries = [segment for segment in segments if b"retry " in segment]
+    assert len(retries) == 2, shown
+    assert all(re.match(rb"(blat-async: |\[.* INFO blat_async\] )retry ", r) for r in retries)
+    assert SECRET.encode() not in shown
+
+
+@pytest.mark.parametrize(
+    ("args", "shown"),
+    [
+        (["--stop", "10"], b"10/10"),
+        (["--from", "20"], b"5/5"),
+        (["--from", "3", "--stop", "7"], b"4/4"),
+    ],
+)
+def test_the_bar_counts_the_items_between_from_and_stop(
+    server: FakeBlatServer, args: list[str], shown: bytes
+) -> None:
+    returncode, terminal, _ = on_terminal(server, "items", "b25", *args)
+    assert returncode == 0
+    assert b"100%" in terminal
+    assert shown in terminal
+    assert b"/25" not in terminal
 
 
 def test_serve_on_a_port_in_use_exits_with_the_network_code() -> None:
@@ -258,3 +321,183 @@ def test_serve_on_a_port_in_use_exits_with_the_network_code() -> None:
         port = busy.getsockname()[1]
         result = run(None, "serve", "--port", str(port))
     assert_clean_failure(result, ExitCode.NETWORK)
+
+
+@pytest.fixture
+def no_blat_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("BLAT_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.mark.usefixtures("no_blat_environment")
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        (["--version"], ExitCode.OK),
+        (["items", "--help"], ExitCode.OK),
+        (["items"], ExitCode.USAGE),
+        (["nonsense"], ExitCode.USAGE),
+        (["items", "b25"], ExitCode.AUTHENTICATION),
+        (["items", "b25", "--from", "5", "--stop", "2"], ExitCode.USAGE),
+    ],
+)
+def test_main_returns_the_exit_code_and_never_raises_system_exit(
+    args: list[str], code: ExitCode, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(args) == code
+    assert "Traceback" not in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("no_blat_environment")
+@pytest.mark.parametrize("command", ["items", "status", "demo"])
+def test_an_empty_batch_id_is_a_usage_error_before_the_key_is_asked_for(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([command, ""]) == ExitCode.USAGE
+    assert "argument BATCH_ID: must not be empty" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["items", "b", "--base-url", "http://example.com/"],
+            "use https://, or pass --allow-insecure-http (or set BLAT_ALLOW_INSECURE_HTTP=1)",
+        ),
+        (
+            ["items", "b", "--from", "5", "--stop", "2"],
+            "blat-async: --stop (2) must be >= --from (5)",
+        ),
+        (["items", "..", "--base-url", "http://127.0.0.1:9/"], "blat-async: BATCH_ID '..' cannot"),
+        (["status", "b", "--base-url", "ftp://example.com/"], "blat-async: --base-url must be an"),
+    ],
+)
+def test_usage_errors_speak_of_flags(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([*args, "--api-key", SECRET]) == ExitCode.USAGE
+    err = capsys.readouterr().err
+    assert message in err
+    assert not re.search(r"\b[a-z]+_[a-z_]+\b", err)  # no Python names
+
+
+def test_status_does_not_take_concurrency(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["status", "b", "--concurrency", "2"]) == ExitCode.USAGE
+    assert "unrecognized arguments: --concurrency 2" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("command", "defaults"),
+    [
+        ("items", ["--timeout SECONDS", "(default: 30.0)", "(default: 3)", "(default: 6)"]),
+        ("status", ["(default: 30.0)", "(default: 3)"]),
+        ("demo", ["(default: 120)", "items per page (default: 10)", "(default: 0.0)"]),
+        ("serve", ["(default: 120)", "(default: 10)", "(default: 8089)", "(default: 127.0.0.1)"]),
+    ],
+)
+def test_each_commands_help_gives_defaults_examples_and_exit_codes(
+    command: str, defaults: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([command, "--help"]) == ExitCode.OK
+    shown = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    for default in defaults:
+        assert default in shown
+    assert f"examples: blat-async {command} " in shown
+    assert "exit codes:" in shown
+    assert "130 " in shown
+    assert "6 " in shown
+
+
+def test_demo_leaves_the_parsed_arguments_as_they_were(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    args = cli._parser().parse_args(["demo", "--size", "12", "--no-progress"])
+    parsed = dict(vars(args))
+    asyncio.run(args.run(cli._Run(args)))
+    assert vars(args) == parsed
+    assert len(capsys.readouterr().out.splitlines()) == 12
+
+
+def flaky_server() -> FakeBlatServer:
+    """A server whose batch ``b`` answers 503, then 429, before its first page."""
+    server = FakeBlatServer(api_key=SECRET)
+    server.add_batch("b", 15)
+    server.inject(Fault.status(503, retry_after=0.01), from_=0, times=1)
+    server.inject(Fault.status(429, retry_after=0.02), from_=0, times=1)
+    return server
+
+
+def test_verbose_logs_each_retry_and_429_pause_without_the_key() -> None:
+    with flaky_server().run_in_thread() as server:
+        result = run(server, "items", "b", "-v")
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout.splitlines()) == 15
+    url = f"{server.base_url}batch/scrape_sitemap/b?from=0"
+    retries = result.stderr.splitlines()
+    assert len(retries) == 2, result.stderr
+    assert retries[0].startswith(f"blat-async: retry 1 of 3 for GET {url} in 0.01 s: HTTP 503")
+    assert retries[1].startswith(f"blat-async: retry 2 of 3 for GET {url} in 0.02 s: HTTP 429")
+    assert SECRET not in result.stderr
+
+
+def test_without_verbose_retries_are_quiet() -> None:
+    with flaky_server().run_in_thread() as server:
+        result = run(server, "items", "b")
+    assert result.returncode == 0
+    assert result.stderr == ""
+
+
+def test_very_verbose_logs_each_request_too() -> None:
+    with flaky_server().run_in_thread() as server:
+        result = run(server, "items", "b", "-vv", "--concurrency", "1")
+        requests = len(server.requests)
+    lines = result.stderr.splitlines()
+    assert requests == 4
+    assert [line for line in lines if line.startswith("blat-async: GET ")] == [
+        f"blat-async: GET {server.base_url}batch/scrape_sitemap/b?from={offset}"
+        for offset in (0, 0, 0, 10)
+    ]
+    assert sum(line.startswith("blat-async: retry ") for line in lines) == 2
+    assert SECRET not in result.stderr
+
+
+def test_blat_log_shows_the_retries_without_a_flag() -> None:
+    with flaky_server().run_in_thread() as server:
+        result = run(server, "items", "b", env={"BLAT_LOG": "info"})
+    assert result.returncode == 0
+    lines = result.stderr.splitlines()
+    assert len(lines) == 2, result.stderr
+    assert all(" INFO blat_async] retry " in line for line in lines)
+    assert SECRET not in result.stderr
+
+
+def test_a_running_batch_read_without_follow_says_so() -> None:
+    with FakeBlatServer(api_key=SECRET).run_in_thread() as server:
+        server.add_batch("running", 30, visible=12, jobs_per_second=0.001)
+        result = run(server, "items", "running")
+        sliced = run(server, "items", "running", "--stop", "5")
+        followed = run(server, "demo", "running", "--follow", "--stop", "12")
+    assert result.returncode == 0
+    assert len(result.stdout.splitlines()) == 12
+    assert result.stderr == (
+        "blat-async: batch running is still running: read 12 items, to offset 12 of 30; "
+        "--follow reads on as jobs complete: blat-async items running --from 12 --follow\n"
+    )
+    assert sliced.stderr == ""
+    assert followed.stderr == ""
+
+
+def test_a_finished_batch_says_nothing_more(server: FakeBlatServer) -> None:
+    result = run(server, "items", "b25", "--from", "20")
+    assert result.returncode == 0
+    assert result.stderr == ""
+
+
+def test_the_bar_total_is_the_items_between_from_and_stop() -> None:
+    assert cli._bar_total(0, None, None) is None
+    assert cli._bar_total(0, None, 5000) == 5000
+    assert cli._bar_total(0, 30, 5000) == 30
+    assert cli._bar_total(4000, 5000, 4500) == 500
+    assert cli._bar_total(100, None, 50) == 0
+    assert cli._bar_total(10, 20, None) == 10
