@@ -28,6 +28,7 @@ __all__ = [
     "build_headers",
     "decode_page_response",
     "error_from_response",
+    "is_loopback",
     "loads",
     "normalize_base_url",
     "parse_retry_after",
@@ -64,7 +65,8 @@ _EXCERPT_SCAN_BYTES: Final = 64 * 1024
 _LOOPBACK_NAMES: Final = frozenset({"localhost", "localhost.localdomain"})
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine: ``localhost`` or a loopback address."""
     if host.lower() in _LOOPBACK_NAMES or host.lower().endswith(".localhost"):
         return True
     try:
@@ -86,7 +88,7 @@ def normalize_base_url(base_url: str | URL, *, allow_insecure_http: bool = False
         raise ValueError("base_url must not carry credentials; pass the key as api_key")
     if url.query_string or url.fragment:
         raise ValueError(f"base_url must not have a query or fragment, got {url!s}")
-    if url.scheme == "http" and not allow_insecure_http and not _is_loopback(url.host):
+    if url.scheme == "http" and not allow_insecure_http and not is_loopback(url.host):
         raise ValueError(
             f"base_url {url!s} is plain http:// to a host that is not loopback, so the API key "
             "would cross the network in clear text; use https://, or pass "
@@ -131,13 +133,16 @@ class PagePath:
         return URL(f"{self._prefix}{offset}", encoded=True)
 
 
-def build_headers(api_key: str, user_agent: str) -> dict[str, str]:
-    """Return the headers of every request."""
-    return {
-        "Authorization": f"Bearer {api_key}",
-        "Accept": "application/json",
-        "User-Agent": user_agent,
-    }
+def build_headers(
+    api_key: str, user_agent: str, extra: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """Return the headers of every request, with ``extra`` ones; those may set the User-Agent."""
+    headers = {"User-Agent": user_agent}
+    for name, value in (extra or {}).items():
+        headers["User-Agent" if name.lower() == "user-agent" else name] = value
+    headers["Accept"] = "application/json"
+    headers["Authorization"] = f"Bearer {api_key}"
+    return headers
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:

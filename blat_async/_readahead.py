@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import functools
 from collections.abc import AsyncGenerator, Awaitable, Callable
+from contextlib import aclosing
 from typing import Final
 
 import attrs
@@ -19,9 +20,18 @@ import attrs
 from ._pagination import Delivery, ReadEnd, ReadPlan
 from ._retry import Throttle
 from .errors import BlatError, PaginationError
-from .models import BatchScrapeSitemapStatusResponse
+from .models import BatchScrapeSitemapData, BatchScrapeSitemapStatusResponse
 
-__all__ = ["Fetch", "Fetched", "PollPolicy", "ReadAhead", "ReadProgress", "RequestHooks"]
+__all__ = [
+    "Fetch",
+    "Fetched",
+    "PollPolicy",
+    "ReadAhead",
+    "ReadProgress",
+    "RequestHooks",
+    "items_of",
+    "pages_of",
+]
 
 _POLL_GROWTH: Final = 1.5
 
@@ -137,6 +147,8 @@ class ReadAhead:
         self._wake = asyncio.Event()
         self._crash: BaseException | None = None
         """Why a task ended other than through the plan: a bug, or the client closing."""
+        if progress is not None:
+            progress.offset = plan.start
 
     async def deliveries(self) -> AsyncGenerator[Delivery, None]:
         """Yield the plan's pages in order, until the read ends or fails."""
@@ -229,3 +241,43 @@ class ReadAhead:
             progress.processed = batch.processed
             progress.total = batch.total
             progress.status = batch.status
+
+
+# -- what the iterators hand out ------------------------------------------------------
+#
+# With the runner above, the only writers of a read's `ReadProgress`.
+
+
+async def pages_of(
+    deliveries: AsyncGenerator[Delivery, None], progress: ReadProgress | None
+) -> AsyncGenerator[BatchScrapeSitemapStatusResponse, None]:
+    """Yield each delivered page, counting it in ``progress``."""
+    async with aclosing(deliveries):
+        async for delivery in deliveries:
+            if progress is not None:
+                progress.offset = delivery.offset + len(delivery.page.data)
+                progress.items += len(delivery.page.data)
+                progress.pages += 1
+            yield delivery.page
+
+
+async def items_of(
+    deliveries: AsyncGenerator[Delivery, None], progress: ReadProgress | None
+) -> AsyncGenerator[BatchScrapeSitemapData, None]:
+    """Yield each delivered item, counting it in ``progress``."""
+    async with aclosing(deliveries):
+        if progress is None:
+            async for delivery in deliveries:
+                for item in delivery.page.data:
+                    yield item
+            return
+        async for delivery in deliveries:
+            progress.pages += 1
+            offset = delivery.offset
+            for item in delivery.page.data:
+                # Counted before the yield: while the caller handles an item,
+                # `offset` already points past it, where to resume.
+                offset += 1
+                progress.offset = offset
+                progress.items += 1
+                yield item

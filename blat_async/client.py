@@ -3,37 +3,39 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import functools
 import itertools
 import os
 import random
-from collections.abc import AsyncGenerator, Callable
-from contextlib import aclosing
+from collections.abc import AsyncGenerator, Callable, Mapping
 from types import TracebackType
-from typing import Final, Self
+from typing import Self
 
 import aiohttp
-from multidict import CIMultiDict, CIMultiDictProxy
+import attrs
 from yarl import URL
 
 from . import _defaults
 from ._logging import configure_from_env, logger
 from ._pagination import Delivery, ReadPlan
-from ._protocol import (
-    PagePath,
-    build_headers,
-    decode_page_response,
-    normalize_base_url,
+from ._protocol import PagePath, build_headers, decode_page_response, normalize_base_url
+from ._readahead import (
+    Fetched,
+    PollPolicy,
+    ReadAhead,
+    ReadProgress,
+    RequestHooks,
+    items_of,
+    pages_of,
 )
-from ._readahead import Fetched, PollPolicy, ReadAhead, ReadProgress, RequestHooks
 from ._retry import DEFAULT_RETRY, RatePause, RetryPolicy, retrying
+from ._transport import env_proxy, read_body, transport_error, without_key
 from ._version import __version__
-from .errors import APIConnectionError, APITimeoutError, BlatError, ResponseTooLargeError
+from .errors import BlatError
 from .models import BatchScrapeSitemapData, BatchScrapeSitemapStatusResponse
 
 __all__ = ["BlatClient"]
-
-_Page = BatchScrapeSitemapStatusResponse
 
 
 def _check_int(name: str, value: object, minimum: int = 0) -> int:
@@ -52,71 +54,44 @@ def _check_positive(name: str, value: object) -> float:
     return float(value)
 
 
-def _without_key(error: BaseException) -> BaseException:
-    """Drop the ``Authorization`` header that aiohttp keeps on some errors' request info.
-
-    The error is chained as ``__cause__``, and tools that ``repr`` causes
-    (error trackers, rich tracebacks) would show the key. aiohttp keeps the
-    request info in ``args`` too, and chains errors of its own, so every
-    error of the chain is cleaned, attribute and ``args``.
-    """
-
-    def cleaned(info: aiohttp.RequestInfo) -> aiohttp.RequestInfo:
-        headers = CIMultiDict(info.headers)
-        headers.popall("Authorization", None)
-        return aiohttp.RequestInfo(info.url, info.method, CIMultiDictProxy(headers), info.real_url)
-
-    seen: set[int] = set()
-    chain: list[BaseException | None] = [error]
-    while chain:
-        link = chain.pop()
-        if link is None or id(link) in seen:
-            continue
-        seen.add(id(link))
-        info = getattr(link, "request_info", None)
-        if isinstance(info, aiohttp.RequestInfo):
-            link.request_info = cleaned(info)  # type: ignore[attr-defined]
-        if any(isinstance(arg, aiohttp.RequestInfo) for arg in link.args):
-            link.args = tuple(
-                cleaned(arg) if isinstance(arg, aiohttp.RequestInfo) else arg for arg in link.args
-            )
-        chain += [link.__cause__, link.__context__]
-    return error
+def _timeout(value: object) -> aiohttp.ClientTimeout:
+    if isinstance(value, aiohttp.ClientTimeout):
+        return value
+    return aiohttp.ClientTimeout(total=_check_positive("timeout", value))
 
 
-# The first row whose class matches maps a transport failure to ours, as
-# httpx's `_transports/default.py` does.
-_TRANSPORT_ERRORS: Final[tuple[tuple[type[BaseException], type[APIConnectionError], str], ...]] = (
-    (TimeoutError, APITimeoutError, "no complete response within {timeout} s"),
-    (
-        aiohttp.ClientPayloadError,
-        APIConnectionError,
-        "the connection dropped before the whole body arrived",
-    ),
-    (
-        aiohttp.ServerDisconnectedError,
-        APIConnectionError,
-        "the server closed the connection without answering",
-    ),
-    (aiohttp.ClientConnectorError, APIConnectionError, "could not connect to {host}:{port}: {os}"),
-    (BaseException, APIConnectionError, "{kind}: {error}"),
-)
+def _retry(value: object) -> RetryPolicy:
+    if not isinstance(value, RetryPolicy):
+        raise TypeError(f"retry must be a RetryPolicy, got {type(value).__name__}")
+    return value
 
 
-def _transport_error(
-    error: BaseException, url: URL, timeout: aiohttp.ClientTimeout
-) -> APIConnectionError:
-    """Return our error for a request that got no whole response."""
-    cls, template = next((c, t) for kind, c, t in _TRANSPORT_ERRORS if isinstance(error, kind))
-    message = template.format(
-        timeout=timeout.total,
-        host=url.host,
-        port=url.port,
-        os=getattr(error, "os_error", None),
-        kind=type(error).__name__,
-        error=error,
-    )
-    return cls(f"{message} (GET {url})")
+def _api_key(value: object) -> str:
+    key = value if value is not None else os.environ.get(_defaults.API_KEY_ENV)
+    if not key:
+        raise BlatError(f"no API key: pass api_key= to BlatClient or set {_defaults.API_KEY_ENV}")
+    if not isinstance(key, str):
+        raise TypeError(f"api_key must be a str, got {type(key).__name__}")
+    if not key.isprintable() or not key.isascii() or key != key.strip():
+        # The key is not echoed: it is a secret even when malformed.
+        raise ValueError("api_key holds characters that cannot be sent in an HTTP header")
+    return key
+
+
+def _extra_headers(headers: object) -> dict[str, str]:
+    if not isinstance(headers, Mapping):
+        raise TypeError(f"default_headers must be a mapping, got {type(headers).__name__}")
+    checked = {}
+    for name, value in headers.items():
+        if not isinstance(name, str) or not isinstance(value, str):
+            raise TypeError("default_headers must map str to str")
+        if name.strip().lower() in {"authorization", "accept"}:
+            raise ValueError(f"default_headers cannot set {name}: the client sets it")
+        if not (name + value).isprintable():
+            # CR or LF would let a value start a header of its own.
+            raise ValueError(f"default_headers[{name!r}] holds characters a header cannot")
+        checked[name] = value
+    return checked
 
 
 def _nothing() -> None:
@@ -125,6 +100,78 @@ def _nothing() -> None:
 
 def _env_flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+class _Shared:
+    """What a client shares with the clients its `with_options` makes.
+
+    The session, the request slots, the 429 pause, the running requests, and
+    the lifetime: closing the client that made them closes them all.
+    """
+
+    def __init__(self, session: aiohttp.ClientSession | None, max_in_flight: int) -> None:
+        self.session = session
+        self.owns_session = session is None
+        self.max_in_flight = max_in_flight
+        # One slot a request, taken before its attempt starts and its timeout
+        # runs; asyncio's semaphore serves waiters in the order they came.
+        self.slots = asyncio.Semaphore(max_in_flight)
+        self.pause = RatePause()
+        self.rng = random.Random()
+        self.tasks: set[asyncio.Task[None]] = set()
+        # Set by close(); it also wakes a follow-mode read waiting between polls.
+        self.closing = asyncio.Event()
+        # close()'s work, in a task of its own that every close() waits for, so
+        # that a close() cancelled half-way (by asyncio.timeout or a TaskGroup
+        # around `async with`) does not leave the session open.
+        self.shutdown: asyncio.Task[None] | None = None
+
+    def check_open(self) -> None:
+        if self.closing.is_set():
+            raise BlatError("this BlatClient is closed; create a new one")
+
+    def get_session(self) -> aiohttp.ClientSession:
+        self.check_open()
+        if self.session is None:
+            # The pool holds as many connections as the client has slots, so
+            # that no request waits for a connection while its timeout runs.
+            connector = aiohttp.TCPConnector(limit=self.max_in_flight)
+            self.session = aiohttp.ClientSession(connector=connector)
+        elif self.session.closed:
+            raise BlatError("the aiohttp session given to BlatClient has been closed")
+        return self.session
+
+    async def close(self) -> None:
+        self.closing.set()
+        if self.shutdown is None:
+            self.shutdown = asyncio.get_running_loop().create_task(
+                self._shut_down(), name="blat-close"
+            )
+        await asyncio.shield(self.shutdown)
+
+    async def _shut_down(self) -> None:
+        tasks = list(self.tasks)
+        for task in tasks:
+            task.cancel()
+        try:
+            if tasks:
+                await asyncio.gather(*tasks, return_exceptions=True)
+        finally:
+            # Even when this task is cancelled too, as asyncio.run does on the way out.
+            if self.owns_session and self.session is not None:
+                await self.session.close()
+            self.session = None
+
+
+@attrs.frozen
+class _Read:
+    """One read's arguments, checked: where, its plan, and how."""
+
+    path: PagePath
+    plan: ReadPlan
+    concurrency: int
+    poll: PollPolicy | None
+    progress: ReadProgress | None
 
 
 class BlatClient:
@@ -163,6 +210,14 @@ class BlatClient:
         allow_insecure_http: Accept a plain ``http://`` base URL to a host
             that is not loopback, sending the key unencrypted. Defaults to
             the ``BLAT_ALLOW_INSECURE_HTTP`` environment variable.
+        proxy: The proxy to send requests through (``http://proxy:3128``).
+            By default the client's own session takes it from
+            ``HTTPS_PROXY``/``HTTP_PROXY``, minus the hosts in ``NO_PROXY``,
+            as curl and httpx do; a borrowed session follows its own
+            ``trust_env``.
+        default_headers: Headers to send with every request, besides the
+            client's own. They may replace the ``User-Agent``, and cannot set
+            ``Authorization`` (pass ``api_key``) or ``Accept``.
 
     Raises:
         BlatError: No API key was given and ``BLAT_API_KEY`` is not set.
@@ -181,17 +236,10 @@ class BlatClient:
         max_in_flight: int = _defaults.DEFAULT_MAX_IN_FLIGHT,
         max_response_bytes: int = _defaults.DEFAULT_MAX_RESPONSE_BYTES,
         allow_insecure_http: bool | None = None,
+        proxy: str | URL | None = None,
+        default_headers: Mapping[str, str] | None = None,
     ) -> None:
-        key = api_key if api_key is not None else os.environ.get(_defaults.API_KEY_ENV)
-        if not key:
-            raise BlatError(
-                f"no API key: pass api_key= to BlatClient or set {_defaults.API_KEY_ENV}"
-            )
-        if not isinstance(key, str):
-            raise TypeError(f"api_key must be a str, got {type(key).__name__}")
-        if not key.isprintable() or not key.isascii() or key != key.strip():
-            # The key is not echoed: it is a secret even when malformed.
-            raise ValueError("api_key holds characters that cannot be sent in an HTTP header")
+        key = _api_key(api_key)
         if allow_insecure_http is None:
             allow_insecure_http = _env_flag(_defaults.ALLOW_INSECURE_HTTP_ENV)
         if base_url is None:
@@ -200,36 +248,58 @@ class BlatClient:
             # An empty string is a configuration mistake, not a request for the default.
             raise ValueError("base_url must not be empty; pass None for the default")
         self._base_url = normalize_base_url(base_url, allow_insecure_http=allow_insecure_http)
-        if isinstance(timeout, aiohttp.ClientTimeout):
-            self._timeout = timeout
-        else:
-            self._timeout = aiohttp.ClientTimeout(total=_check_positive("timeout", timeout))
-        if not isinstance(retry, RetryPolicy):
-            raise TypeError(f"retry must be a RetryPolicy, got {type(retry).__name__}")
+        self._timeout = _timeout(timeout)
+        self._retry = _retry(retry)
         if session is not None and not isinstance(session, aiohttp.ClientSession):
             raise TypeError(f"session must be an aiohttp.ClientSession, got {type(session)}")
-        self._retry = retry
         self._concurrency = _check_int("concurrency", concurrency, 1)
-        self._max_in_flight = _check_int("max_in_flight", max_in_flight, 1)
-        # One slot a request, taken before its attempt starts and its timeout
-        # runs; asyncio's semaphore serves waiters in the order they came.
-        self._slots = asyncio.Semaphore(self._max_in_flight)
         self._max_response_bytes = _check_int("max_response_bytes", max_response_bytes, 1)
-        self._headers = build_headers(key, f"blat-async/{__version__}")
+        extra = _extra_headers(default_headers or {})
+        self._headers = build_headers(key, f"blat-async/{__version__}", extra)
         # To take the key out of any text the server echoes back.
         self._secret = key.encode()
-        self._session = session
-        self._owns_session = session is None
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._rng = random.Random()
-        self._pause = RatePause()
-        # Set by close(); it also wakes a follow-mode read waiting between polls.
-        self._closing = asyncio.Event()
-        # close()'s work, in a task of its own that every close() waits for, so
-        # that a close() cancelled half-way (by asyncio.timeout or a TaskGroup
-        # around `async with`) does not leave the session open.
-        self._shutdown: asyncio.Task[None] | None = None
+        self._proxy, self._proxy_auth = self._choose_proxy(proxy, session)
+        self._shared = _Shared(session, _check_int("max_in_flight", max_in_flight, 1))
+        self._made_by_with_options = False
         configure_from_env()
+
+    def _choose_proxy(
+        self, proxy: str | URL | None, session: aiohttp.ClientSession | None
+    ) -> tuple[URL | None, aiohttp.BasicAuth | None]:
+        if proxy is not None:
+            return URL(str(proxy)), None
+        if session is not None:
+            return None, None  # a borrowed session follows its own trust_env
+        return env_proxy(self._base_url)
+
+    def with_options(
+        self,
+        *,
+        timeout: float | aiohttp.ClientTimeout | None = None,
+        retry: RetryPolicy | None = None,
+        concurrency: int | None = None,
+    ) -> Self:
+        """Return a client with other defaults that shares this one's session and limits.
+
+        The new client uses this client's session, request slots
+        (``max_in_flight``) and 429 pause, and lives as long as this one:
+        closing this client closes it, and its own `close` does nothing.
+        Arguments left out keep this client's values.
+
+        ```python
+        patient = client.with_options(timeout=120, retry=RetryPolicy(max_retries=8))
+        page = await patient.get_batch_scrape_sitemap_status("b-123")
+        ```
+        """
+        clone = copy.copy(self)
+        if timeout is not None:
+            clone._timeout = _timeout(timeout)
+        if retry is not None:
+            clone._retry = _retry(retry)
+        if concurrency is not None:
+            clone._concurrency = _check_int("concurrency", concurrency, 1)
+        clone._made_by_with_options = True
+        return clone
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -240,15 +310,15 @@ class BlatClient:
 
     @property
     def closed(self) -> bool:
-        """Whether `close` has been called."""
-        return self._closing.is_set()
+        """Whether `close` has been called (on the client whose `with_options` made this one)."""
+        return self._shared.closing.is_set()
 
     def __repr__(self) -> str:
         state = " closed" if self.closed else ""
         return f"<BlatClient base_url={self.base_url!r} api_key=<hidden>{state}>"
 
     async def __aenter__(self) -> Self:
-        self._check_open()
+        self._shared.check_open()
         return self
 
     async def __aexit__(
@@ -265,42 +335,11 @@ class BlatClient:
         A borrowed session is left open. Calling `close` again waits until
         the first call's work is done. A `close` that is cancelled raises the
         cancellation at once and its work goes on in the background, so the
-        session is closed all the same.
+        session is closed all the same. On a client that `with_options` made,
+        `close` does nothing: the client that made it owns the session.
         """
-        self._closing.set()
-        if self._shutdown is None:
-            self._shutdown = asyncio.get_running_loop().create_task(
-                self._shut_down(), name="blat-close"
-            )
-        await asyncio.shield(self._shutdown)
-
-    async def _shut_down(self) -> None:
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        try:
-            if tasks:
-                await asyncio.gather(*tasks, return_exceptions=True)
-        finally:
-            # Even when this task is cancelled too, as asyncio.run does on the way out.
-            if self._owns_session and self._session is not None:
-                await self._session.close()
-            self._session = None
-
-    def _check_open(self) -> None:
-        if self.closed:
-            raise BlatError("this BlatClient is closed; create a new one")
-
-    def _get_session(self) -> aiohttp.ClientSession:
-        self._check_open()
-        if self._session is None:
-            # The pool holds as many connections as the client has slots, so
-            # that no request waits for a connection while its timeout runs.
-            connector = aiohttp.TCPConnector(limit=self._max_in_flight)
-            self._session = aiohttp.ClientSession(connector=connector)
-        elif self._session.closed:
-            raise BlatError("the aiohttp session given to BlatClient has been closed")
-        return self._session
+        if not self._made_by_with_options:
+            await self._shared.close()
 
     # -- one page ------------------------------------------------------------
 
@@ -318,28 +357,26 @@ class BlatClient:
         ```
         """
         url = PagePath(self._base_url, batch_id).url(_check_int("from_", from_))
-        self._check_open()
-        fetched = await self._fetch(
-            url, RequestHooks(itertools.count().__next__, _nothing, _nothing)
-        )
-        return fetched.page
+        self._shared.check_open()
+        hooks = RequestHooks(itertools.count().__next__, _nothing, _nothing)
+        return (await self._fetch(url, hooks)).page
 
     async def _fetch(self, url: URL, hooks: RequestHooks) -> Fetched:
         """Fetch and decode a page, retrying what the policy allows; the last error is raised."""
         return await retrying(
             functools.partial(self._attempt, url, hooks.on_answer),
             self._retry,
-            self._pause,
+            self._shared.pause,
             count_failure=hooks.count_failure,
             what=f"GET {url}",
-            rng=self._rng,
+            rng=self._shared.rng,
             on_rate_limit=hooks.on_rate_limit,
         )
 
     async def _attempt(self, url: URL, on_answer: Callable[[], None]) -> Fetched:
         """Send one request and decode its answer; every failure becomes a `BlatError`."""
-        session = self._get_session()
-        async with self._slots:
+        session = self._shared.get_session()
+        async with self._shared.slots:
             logger.debug("GET %s", url)
             try:
                 # Redirects are not followed, so the key never reaches another
@@ -351,12 +388,14 @@ class BlatClient:
                     timeout=self._timeout,
                     allow_redirects=False,
                     raise_for_status=False,
+                    proxy=self._proxy,
+                    proxy_auth=self._proxy_auth,
                 ) as response:
                     on_answer()
-                    body = await self._read_body(response, url)
+                    body = await read_body(response, self._max_response_bytes, url)
                     status, headers = response.status, response.headers
             except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-                raise _transport_error(exc, url, self._timeout) from _without_key(exc)
+                raise transport_error(exc, url, self._timeout) from without_key(exc)
         try:
             page = decode_page_response(status, headers, body, url=str(url))
         except BlatError:
@@ -366,22 +405,6 @@ class BlatClient:
                 decode_page_response(status, headers, hidden, url=str(url))
             raise
         return Fetched(page, len(body))
-
-    async def _read_body(self, response: aiohttp.ClientResponse, url: URL) -> bytes:
-        """Read a whole body, decompressed, refusing one over ``max_response_bytes``."""
-        limit = self._max_response_bytes
-        if response.content_length is not None and response.content_length > limit:
-            raise ResponseTooLargeError(limit, url=str(url))
-        chunks = []
-        size = 0
-        # aiohttp inflates a compressed body a bounded piece at a time, so a
-        # small body that inflates to gigabytes stops at the limit.
-        async for chunk in response.content.iter_any():
-            size += len(chunk)
-            if size > limit:
-                raise ResponseTooLargeError(limit, url=str(url))
-            chunks.append(chunk)
-        return b"".join(chunks)
 
     # -- every page, every item ----------------------------------------------
 
@@ -404,10 +427,8 @@ class BlatClient:
         are the server's, from that page. The read ends as the end-of-read
         rules say (see `iter_batch_scrape_sitemap`).
         """
-        return self._pages(
-            *self._read_args(batch_id, start, stop, concurrency, follow, poll_interval, progress),
-            progress,
-        )
+        read = self._read(batch_id, start, stop, concurrency, follow, poll_interval, progress)
+        return pages_of(self._deliveries(read), progress)
 
     def iter_batch_scrape_sitemap(
         self,
@@ -452,12 +473,10 @@ class BlatClient:
                 await queue.put(link)
         ```
         """
-        return self._items(
-            *self._read_args(batch_id, start, stop, concurrency, follow, poll_interval, progress),
-            progress,
-        )
+        read = self._read(batch_id, start, stop, concurrency, follow, poll_interval, progress)
+        return items_of(self._deliveries(read), progress)
 
-    def _read_args(
+    def _read(
         self,
         batch_id: str,
         start: int,
@@ -466,8 +485,8 @@ class BlatClient:
         follow: bool,
         poll_interval: float,
         progress: ReadProgress | None,
-    ) -> tuple[PagePath, ReadPlan, int, PollPolicy | None]:
-        """Check an iterator's arguments before any request, and build its plan."""
+    ) -> _Read:
+        """Check an iterator's arguments before any request, and plan the read."""
         path = PagePath(self._base_url, batch_id)
         start = _check_int("start", start)
         if stop is not None:
@@ -483,7 +502,7 @@ class BlatClient:
         if follow:
             interval = _check_positive("poll_interval", poll_interval)
             poll = PollPolicy(interval, max(interval, _defaults.MAX_POLL_INTERVAL))
-        self._check_open()
+        self._shared.check_open()
         plan = ReadPlan(
             start,
             stop,
@@ -491,71 +510,20 @@ class BlatClient:
             window=limit * _defaults.READ_AHEAD_PAGES_PER_REQUEST,
             window_bytes=_defaults.READ_AHEAD_BYTES,
         )
-        return path, plan, limit, poll
+        return _Read(path, plan, limit, poll, progress)
 
-    def _deliveries(
-        self,
-        path: PagePath,
-        plan: ReadPlan,
-        concurrency: int,
-        poll: PollPolicy | None,
-        progress: ReadProgress | None,
-    ) -> AsyncGenerator[Delivery, None]:
+    def _deliveries(self, read: _Read) -> AsyncGenerator[Delivery, None]:
         async def fetch(offset: int, hooks: RequestHooks) -> Fetched:
-            return await self._fetch(path.url(offset), hooks)
+            return await self._fetch(read.path.url(offset), hooks)
 
-        if progress is not None:
-            progress.offset = plan.start
+        shared = self._shared
         return ReadAhead(
-            plan,
+            read.plan,
             fetch,
-            concurrency=concurrency,
-            tasks_owner=self._tasks,
-            check_open=self._check_open,
-            closing=self._closing,
-            poll=poll,
-            progress=progress,
+            concurrency=read.concurrency,
+            tasks_owner=shared.tasks,
+            check_open=shared.check_open,
+            closing=shared.closing,
+            poll=read.poll,
+            progress=read.progress,
         ).deliveries()
-
-    async def _pages(
-        self,
-        path: PagePath,
-        plan: ReadPlan,
-        concurrency: int,
-        poll: PollPolicy | None,
-        progress: ReadProgress | None,
-    ) -> AsyncGenerator[_Page, None]:
-        deliveries = self._deliveries(path, plan, concurrency, poll, progress)
-        async with aclosing(deliveries):
-            async for delivery in deliveries:
-                if progress is not None:
-                    progress.offset = delivery.offset + len(delivery.page.data)
-                    progress.items += len(delivery.page.data)
-                    progress.pages += 1
-                yield delivery.page
-
-    async def _items(
-        self,
-        path: PagePath,
-        plan: ReadPlan,
-        concurrency: int,
-        poll: PollPolicy | None,
-        progress: ReadProgress | None,
-    ) -> AsyncGenerator[BatchScrapeSitemapData, None]:
-        deliveries = self._deliveries(path, plan, concurrency, poll, progress)
-        async with aclosing(deliveries):
-            if progress is None:
-                async for delivery in deliveries:
-                    for item in delivery.page.data:
-                        yield item
-                return
-            async for delivery in deliveries:
-                progress.pages += 1
-                offset = delivery.offset
-                for item in delivery.page.data:
-                    # Counted before the yield: while the caller handles an
-                    # item, `offset` already points past it, where to resume.
-                    offset += 1
-                    progress.offset = offset
-                    progress.items += 1
-                    yield item

@@ -433,9 +433,9 @@ async def test_the_client_opens_its_session_once_and_closes_it(mocked: aiorespon
     serve_batch(mocked, 25)
     async with BlatClient(API_KEY, base_url=BASE) as client:
         [item async for item in client.iter_batch_scrape_sitemap("b1")]
-        session = client._session
+        session = client._shared.session
         mocked.get(page_url(offset=10), payload=page(10, 10, total=25))
         await client.get_batch_scrape_sitemap_status("b1", from_=10)
-        assert client._session is session
+        assert client._shared.session is session
     assert session is not None
     assert session.closed

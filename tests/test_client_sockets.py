@@ -219,7 +219,7 @@ async def test_cancelling_the_reader_leaves_no_task_running(serve: Any) -> None:
         with pytest.raises(asyncio.CancelledError):
             await reader
         assert not {t for t in other_tasks() if t.get_name().startswith("blat-")}
-        assert not c._tasks
+        assert not c._shared.tasks
 
 
 async def test_closing_the_client_mid_read_ends_the_read(serve: Any) -> None:
@@ -228,7 +228,7 @@ async def test_closing_the_client_mid_read_ends_the_read(serve: Any) -> None:
     items = client.iter_batch_scrape_sitemap("b1")
     await anext(items)
     await client.close()
-    assert not client._tasks
+    assert not client._shared.tasks
     with pytest.raises(BlatError, match="closed"):
         async for _item in items:
             pass
@@ -242,9 +242,9 @@ async def test_a_cancelled_close_still_closes_the_session(serve: Any, ticks: int
     client = BlatClient(API_KEY, base_url=server.base_url, concurrency=6)
     items = client.iter_batch_scrape_sitemap("b1")
     await anext(items)
-    session = client._session
+    session = client._shared.session
     assert session is not None
-    assert client._tasks
+    assert client._shared.tasks
     closing = asyncio.create_task(client.close())
     for _ in range(ticks):
         await asyncio.sleep(0)
@@ -262,7 +262,7 @@ async def test_a_cancelled_close_still_closes_the_session(serve: Any, ticks: int
     await client.close()
     assert client.closed
     assert session.closed
-    assert not client._tasks
+    assert not client._shared.tasks
     with pytest.raises(BlatError, match="closed"):
         async for _item in items:
             pass

@@ -337,7 +337,7 @@ async def test_leaving_early_at_any_point_leaves_nothing_running(
                 if len(seen) == after:
                     break
         assert not blat_tasks()
-        assert not client._tasks
+        assert not client._shared.tasks
     assert job_ids(seen) == batch.job_ids[:after]
 
 

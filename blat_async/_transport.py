@@ -1,0 +1,116 @@
+"""One request's bytes with aiohttp: the body's size cap, the proxy, and transport failures.
+
+The only module besides ``client.py`` that knows aiohttp's exceptions; what
+it raises is ours, with aiohttp's error chained and the key taken out of it.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import aiohttp
+from aiohttp.helpers import get_env_proxy_for_url
+from multidict import CIMultiDict, CIMultiDictProxy
+from yarl import URL
+
+from ._protocol import is_loopback
+from .errors import APIConnectionError, APITimeoutError, ResponseTooLargeError
+
+__all__ = ["env_proxy", "read_body", "transport_error", "without_key"]
+
+# The first row whose class matches maps a transport failure to ours, as
+# httpx's `_transports/default.py` does.
+_TRANSPORT_ERRORS: Final[tuple[tuple[type[BaseException], type[APIConnectionError], str], ...]] = (
+    (TimeoutError, APITimeoutError, "no complete response within {timeout} s"),
+    (
+        aiohttp.ClientPayloadError,
+        APIConnectionError,
+        "the connection dropped before the whole body arrived",
+    ),
+    (
+        aiohttp.ServerDisconnectedError,
+        APIConnectionError,
+        "the server closed the connection without answering",
+    ),
+    (aiohttp.ClientConnectorError, APIConnectionError, "could not connect to {host}:{port}: {os}"),
+    (BaseException, APIConnectionError, "{kind}: {error}"),
+)
+
+
+def transport_error(
+    error: BaseException, url: URL, timeout: aiohttp.ClientTimeout
+) -> APIConnectionError:
+    """Return our error for a request that got no whole response."""
+    cls, template = next((c, t) for kind, c, t in _TRANSPORT_ERRORS if isinstance(error, kind))
+    message = template.format(
+        timeout=timeout.total,
+        host=url.host,
+        port=url.port,
+        os=getattr(error, "os_error", None),
+        kind=type(error).__name__,
+        error=error,
+    )
+    return cls(f"{message} (GET {url})")
+
+
+def without_key(error: BaseException) -> BaseException:
+    """Drop the ``Authorization`` header that aiohttp keeps on some errors' request info.
+
+    The error is chained as ``__cause__``, and tools that ``repr`` causes
+    (error trackers, rich tracebacks) would show the key. aiohttp keeps the
+    request info in ``args`` too, and chains errors of its own, so every
+    error of the chain is cleaned, attribute and ``args``.
+    """
+
+    def cleaned(info: aiohttp.RequestInfo) -> aiohttp.RequestInfo:
+        headers = CIMultiDict(info.headers)
+        headers.popall("Authorization", None)
+        return aiohttp.RequestInfo(info.url, info.method, CIMultiDictProxy(headers), info.real_url)
+
+    seen: set[int] = set()
+    chain: list[BaseException | None] = [error]
+    while chain:
+        link = chain.pop()
+        if link is None or id(link) in seen:
+            continue
+        seen.add(id(link))
+        info = getattr(link, "request_info", None)
+        if isinstance(info, aiohttp.RequestInfo):
+            link.request_info = cleaned(info)  # type: ignore[attr-defined]
+        if any(isinstance(arg, aiohttp.RequestInfo) for arg in link.args):
+            link.args = tuple(
+                cleaned(arg) if isinstance(arg, aiohttp.RequestInfo) else arg for arg in link.args
+            )
+        chain += [link.__cause__, link.__context__]
+    return error
+
+
+async def read_body(response: aiohttp.ClientResponse, limit: int, url: URL) -> bytes:
+    """Read a whole body, decompressed, refusing one over ``limit`` bytes."""
+    if response.content_length is not None and response.content_length > limit:
+        raise ResponseTooLargeError(limit, url=str(url))
+    chunks = []
+    size = 0
+    # aiohttp inflates a compressed body a bounded piece at a time, so a
+    # small body that inflates to gigabytes stops at the limit.
+    async for chunk in response.content.iter_any():
+        size += len(chunk)
+        if size > limit:
+            raise ResponseTooLargeError(limit, url=str(url))
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def env_proxy(url: URL) -> tuple[URL | None, aiohttp.BasicAuth | None]:
+    """The proxy that ``HTTP_PROXY``, ``HTTPS_PROXY`` and ``NO_PROXY`` choose for ``url``.
+
+    Looked up once per client, where aiohttp's ``trust_env`` would look it
+    up (and read ``~/.netrc``) on a thread at every request. A loopback
+    address never goes through a proxy, which could not reach it.
+    """
+    if url.host is None or is_loopback(url.host):
+        return None, None
+    try:
+        return get_env_proxy_for_url(url)
+    except LookupError:
+        return None, None
