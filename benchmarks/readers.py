@@ -25,7 +25,7 @@ import aiohttp
 from _common import API_KEY, BATCH_ID, ReadResult, current_rss_kib, peak_rss_kib
 
 from blat_async import BlatClient
-from blat_async._protocol import _PAGE_PATH
+from blat_async._protocol import PAGE_PATH
 
 Counts = tuple[int, int, int]
 """Items, links and pages read."""
@@ -36,7 +36,7 @@ _SERVER_WORKERS: Final = 8
 
 
 def _page_url(base_url: str, batch_id: str) -> str:
-    return f"{base_url}{_PAGE_PATH}{batch_id}"
+    return f"{base_url}{PAGE_PATH}{batch_id}"
 
 
 async def read_raw(args: argparse.Namespace) -> Counts:

@@ -9,7 +9,13 @@ async with BlatClient() as client:  # the key comes from BLAT_API_KEY
 ```
 """
 
-from ._pagination import FINAL_STATUSES, ReadEnd, end_of_read
+from ._batch import FINAL_STATUSES
+from ._pagination import (
+    ReadEnd,
+    # Importable for code written against earlier versions, but no longer
+    # public: the read plan applies the end-of-read rules itself.
+    end_of_read,  # noqa: F401
+)
 from ._readahead import ReadProgress
 from ._retry import RetryPolicy
 from ._version import __version__
@@ -58,5 +64,4 @@ __all__ = [
     "ResponseValidationError",
     "RetryPolicy",
     "__version__",
-    "end_of_read",
 ]

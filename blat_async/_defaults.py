@@ -1,4 +1,9 @@
-"""Every default of the client in one place; each is overridable per client or per call."""
+"""The client's defaults and tuning constants, in one place.
+
+Most can be overridden per client or per call; the rest (the poll growth,
+the read-ahead window) are tuned here. The rules of the repeat check live
+with it, in ``_repeats.py``.
+"""
 
 from __future__ import annotations
 
@@ -53,8 +58,23 @@ generous, and a server that sends more (or a small body that inflates to
 gigabytes) cannot exhaust the memory of the application.
 """
 
+DEFAULT_MAX_RETRIES: Final = 3
+"""Retries after a request's first attempt (`RetryPolicy.max_retries`)."""
+
+DEFAULT_INITIAL_DELAY: Final = 0.5
+"""The cap of the first backoff, in seconds (`RetryPolicy.initial_delay`)."""
+
+DEFAULT_MAX_DELAY: Final = 8.0
+"""The largest backoff, in seconds (`RetryPolicy.max_delay`)."""
+
+DEFAULT_MAX_RETRY_AFTER: Final = 60.0
+"""The longest ``Retry-After`` a client waits, in seconds (`RetryPolicy.max_retry_after`)."""
+
 DEFAULT_POLL_INTERVAL: Final = 2.0
 """Seconds a follow-mode read first waits when it has caught up with a running batch."""
+
+POLL_GROWTH: Final = 1.5
+"""How much longer each wait between polls gets while nothing new comes."""
 
 MAX_POLL_INTERVAL: Final = 30.0
 """The longest wait between two polls of a running batch that brought nothing new."""

@@ -47,53 +47,14 @@ from typing import Final
 
 import attrs
 
+from ._batch import BatchView
 from ._repeats import RepeatGuard
 from .errors import BlatError, PaginationError
 from .models import BatchScrapeSitemapStatusResponse
 
-__all__ = [
-    "FINAL_STATUSES",
-    "BatchView",
-    "Delivery",
-    "ReadEnd",
-    "ReadPlan",
-    "end_of_read",
-    "is_final_status",
-]
+__all__ = ["Delivery", "ReadEnd", "ReadPlan", "end_of_read"]
 
 _Page = BatchScrapeSitemapStatusResponse
-
-FINAL_STATUSES: Final = frozenset(
-    {
-        "aborted",
-        "canceled",
-        "cancelled",
-        "complete",
-        "completed",
-        "done",
-        "error",
-        "expired",
-        "failed",
-        "failure",
-        "finished",
-        "success",
-        "succeeded",
-    }
-)
-"""Batch statuses after which no more items appear (compared without case)."""
-
-_COMPLETE_STATUSES: Final = frozenset(
-    {"complete", "completed", "done", "finished", "success", "succeeded"}
-)
-"""Final statuses of a batch that ran to its end: it holds ``total`` items.
-
-A batch that was cancelled, failed or expired may stop short of ``total``.
-"""
-
-
-def is_final_status(status: str | None) -> bool:
-    """Whether a batch with this status will get no more items."""
-    return status is not None and status.strip().lower() in FINAL_STATUSES
 
 
 class ReadEnd(enum.Enum):
@@ -144,62 +105,6 @@ class _Sent:
     """When it was sent, counting the read's requests from 1."""
     total: int | None
     """The batch's ``total`` that the read knew when it was sent."""
-
-
-@attrs.define
-class BatchView:
-    """What a read knows of its batch, from the pages that arrived.
-
-    Pages may arrive in another order than their requests were sent: each
-    field is the one of the latest-sent page that had it, and a contradiction
-    is judged in the order the requests were sent.
-    """
-
-    total: int | None = None
-    status: str | None = None
-    processed: int | None = None
-    _order: int = 0
-
-    @property
-    def final(self) -> bool:
-        """Whether the batch's status says no more items will appear."""
-        return is_final_status(self.status)
-
-    @property
-    def complete(self) -> bool:
-        """Whether the batch's status says it ran to its end, so it holds ``total`` items."""
-        return self.status is not None and self.status.strip().lower() in _COMPLETE_STATUSES
-
-    def note(self, page: _Page, offset: int, sent: _Sent) -> None:
-        """Take in the page fetched at ``offset``; raise `PaginationError` if it contradicts."""
-        if page.total is not None:
-            if sent.total is not None and page.total < sent.total:
-                # The request went out after a page with the larger total had
-                # arrived: the server's total went down in between.
-                raise PaginationError(
-                    f"the batch's total shrank from {sent.total} to {page.total} "
-                    f"(page at from={offset}); the server contradicts itself"
-                )
-            self.total = page.total if self.total is None else max(self.total, page.total)
-        if sent.order > self._order:
-            self._order = sent.order
-            if page.status is not None:
-                self.status = page.status
-            if page.processed is not None:
-                self.processed = page.processed
-
-    def known_end(self) -> int | None:
-        """The offset below which items are known to exist; ``None`` when nothing says.
-
-        A finished batch (or one whose status is not given) holds ``total``
-        items. A running batch holds at least its ``processed`` successful
-        jobs: every job is an item, failed or not.
-        """
-        running = self.status is not None and not self.final
-        if not running:
-            return self.total
-        known = self.processed or 0
-        return known if self.total is None else min(known, self.total)
 
 
 class ReadPlan:
@@ -397,7 +302,7 @@ class ReadPlan:
         if self.ended is not None or self._error is not None:
             return
         try:
-            self.batch.note(page, offset, sent)
+            self.batch.note(page, offset, order=sent.order, total_then=sent.total)
         except PaginationError as contradiction:
             self._error = contradiction
             return

@@ -24,6 +24,7 @@ from .errors import APIStatusError, ResponseValidationError, status_error_class
 from .models import BatchScrapeSitemapStatusResponse
 
 __all__ = [
+    "PAGE_PATH",
     "PagePath",
     "build_headers",
     "decode_page_response",
@@ -58,7 +59,8 @@ def loads(body: bytes) -> Any:
     return json.loads(body)
 
 
-_PAGE_PATH: Final = "batch/scrape_sitemap/"
+PAGE_PATH: Final = "batch/scrape_sitemap/"
+"""The endpoint's path below the base URL, before the batch id."""
 _EXCERPT_CHARS: Final = 200
 _EXCERPT_SCAN_BYTES: Final = 64 * 1024
 """Only this much of a body that is not JSON is searched for an excerpt."""
@@ -125,7 +127,7 @@ class PagePath:
     __slots__ = ("_prefix",)
 
     def __init__(self, base_url: URL, batch_id: str) -> None:
-        self._prefix = f"{base_url}{_PAGE_PATH}{encode_batch_id(batch_id)}?from="
+        self._prefix = f"{base_url}{PAGE_PATH}{encode_batch_id(batch_id)}?from="
 
     def url(self, offset: int) -> URL:
         """Return the URL of the page that starts at ``offset``."""

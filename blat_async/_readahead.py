@@ -13,10 +13,10 @@ import contextlib
 import functools
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
-from typing import Final
 
 import attrs
 
+from ._defaults import POLL_GROWTH
 from ._pagination import Delivery, ReadEnd, ReadPlan
 from ._retry import Throttle
 from .errors import BlatError, PaginationError
@@ -32,8 +32,6 @@ __all__ = [
     "items_of",
     "pages_of",
 ]
-
-_POLL_GROWTH: Final = 1.5
 
 
 @attrs.frozen
@@ -108,7 +106,7 @@ class PollPolicy:
 
     def delay(self, idle_polls: int) -> float:
         """Return the wait after ``idle_polls`` polls in a row that brought nothing."""
-        return min(self.max_interval, self.interval * _POLL_GROWTH**idle_polls)
+        return min(self.max_interval, self.interval * POLL_GROWTH**idle_polls)
 
 
 class ReadAhead:

@@ -10,6 +10,7 @@ from typing import Final, TypeVar
 
 import attrs
 
+from . import _defaults
 from .errors import (
     APIConnectionError,
     APIStatusError,
@@ -53,13 +54,19 @@ class RetryPolicy:
     RetryPolicy(max_retries=5, initial_delay=0.2, max_delay=8.0, max_retry_after=60.0)
     """
 
-    max_retries: int = attrs.field(default=3, validator=attrs.validators.instance_of(int))
+    max_retries: int = attrs.field(
+        default=_defaults.DEFAULT_MAX_RETRIES, validator=attrs.validators.instance_of(int)
+    )
     """Retries after the first attempt; 0 disables retrying."""
-    initial_delay: float = attrs.field(default=0.5, validator=_non_negative)
+    initial_delay: float = attrs.field(
+        default=_defaults.DEFAULT_INITIAL_DELAY, validator=_non_negative
+    )
     """The cap of the first backoff, in seconds."""
-    max_delay: float = attrs.field(default=8.0, validator=_non_negative)
+    max_delay: float = attrs.field(default=_defaults.DEFAULT_MAX_DELAY, validator=_non_negative)
     """The largest backoff, in seconds."""
-    max_retry_after: float = attrs.field(default=60.0, validator=_non_negative)
+    max_retry_after: float = attrs.field(
+        default=_defaults.DEFAULT_MAX_RETRY_AFTER, validator=_non_negative
+    )
     """The longest ``Retry-After`` the client will wait, in seconds."""
 
     def __attrs_post_init__(self) -> None:

@@ -16,7 +16,7 @@ import aiohttp
 import attrs
 from yarl import URL
 
-from . import _defaults
+from . import _defaults, _options
 from ._logging import configure_from_env, logger
 from ._pagination import Delivery, ReadPlan
 from ._protocol import PagePath, build_headers, decode_page_response, normalize_base_url
@@ -38,68 +38,8 @@ from .models import BatchScrapeSitemapData, BatchScrapeSitemapStatusResponse
 __all__ = ["BlatClient"]
 
 
-def _check_int(name: str, value: object, minimum: int = 0) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return value
-
-
-def _check_positive(name: str, value: object) -> float:
-    if not isinstance(value, int | float) or isinstance(value, bool):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
-    if not value > 0:
-        raise ValueError(f"{name} must be > 0, got {value!r}")
-    return float(value)
-
-
-def _timeout(value: object) -> aiohttp.ClientTimeout:
-    if isinstance(value, aiohttp.ClientTimeout):
-        return value
-    return aiohttp.ClientTimeout(total=_check_positive("timeout", value))
-
-
-def _retry(value: object) -> RetryPolicy:
-    if not isinstance(value, RetryPolicy):
-        raise TypeError(f"retry must be a RetryPolicy, got {type(value).__name__}")
-    return value
-
-
-def _api_key(value: object) -> str:
-    key = value if value is not None else os.environ.get(_defaults.API_KEY_ENV)
-    if not key:
-        raise BlatError(f"no API key: pass api_key= to BlatClient or set {_defaults.API_KEY_ENV}")
-    if not isinstance(key, str):
-        raise TypeError(f"api_key must be a str, got {type(key).__name__}")
-    if not key.isprintable() or not key.isascii() or key != key.strip():
-        # The key is not echoed: it is a secret even when malformed.
-        raise ValueError("api_key holds characters that cannot be sent in an HTTP header")
-    return key
-
-
-def _extra_headers(headers: object) -> dict[str, str]:
-    if not isinstance(headers, Mapping):
-        raise TypeError(f"default_headers must be a mapping, got {type(headers).__name__}")
-    checked = {}
-    for name, value in headers.items():
-        if not isinstance(name, str) or not isinstance(value, str):
-            raise TypeError("default_headers must map str to str")
-        if name.strip().lower() in {"authorization", "accept"}:
-            raise ValueError(f"default_headers cannot set {name}: the client sets it")
-        if not (name + value).isprintable():
-            # CR or LF would let a value start a header of its own.
-            raise ValueError(f"default_headers[{name!r}] holds characters a header cannot")
-        checked[name] = value
-    return checked
-
-
 def _nothing() -> None:
     pass
-
-
-def _env_flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
 
 
 class _Shared:
@@ -239,27 +179,27 @@ class BlatClient:
         proxy: str | URL | None = None,
         default_headers: Mapping[str, str] | None = None,
     ) -> None:
-        key = _api_key(api_key)
+        key = _options.api_key(api_key)
         if allow_insecure_http is None:
-            allow_insecure_http = _env_flag(_defaults.ALLOW_INSECURE_HTTP_ENV)
+            allow_insecure_http = _options.env_flag(_defaults.ALLOW_INSECURE_HTTP_ENV)
         if base_url is None:
             base_url = os.environ.get(_defaults.BASE_URL_ENV) or _defaults.DEFAULT_BASE_URL
         elif not str(base_url):
             # An empty string is a configuration mistake, not a request for the default.
             raise ValueError("base_url must not be empty; pass None for the default")
         self._base_url = normalize_base_url(base_url, allow_insecure_http=allow_insecure_http)
-        self._timeout = _timeout(timeout)
-        self._retry = _retry(retry)
+        self._timeout = _options.timeout(timeout)
+        self._retry = _options.retry_policy(retry)
         if session is not None and not isinstance(session, aiohttp.ClientSession):
             raise TypeError(f"session must be an aiohttp.ClientSession, got {type(session)}")
-        self._concurrency = _check_int("concurrency", concurrency, 1)
-        self._max_response_bytes = _check_int("max_response_bytes", max_response_bytes, 1)
-        extra = _extra_headers(default_headers or {})
+        self._concurrency = _options.check_int("concurrency", concurrency, 1)
+        self._max_response_bytes = _options.check_int("max_response_bytes", max_response_bytes, 1)
+        extra = _options.extra_headers(default_headers or {})
         self._headers = build_headers(key, f"blat-async/{__version__}", extra)
         # To take the key out of any text the server echoes back.
         self._secret = key.encode()
         self._proxy, self._proxy_auth = self._choose_proxy(proxy, session)
-        self._shared = _Shared(session, _check_int("max_in_flight", max_in_flight, 1))
+        self._shared = _Shared(session, _options.check_int("max_in_flight", max_in_flight, 1))
         self._made_by_with_options = False
         configure_from_env()
 
@@ -293,11 +233,11 @@ class BlatClient:
         """
         clone = copy.copy(self)
         if timeout is not None:
-            clone._timeout = _timeout(timeout)
+            clone._timeout = _options.timeout(timeout)
         if retry is not None:
-            clone._retry = _retry(retry)
+            clone._retry = _options.retry_policy(retry)
         if concurrency is not None:
-            clone._concurrency = _check_int("concurrency", concurrency, 1)
+            clone._concurrency = _options.check_int("concurrency", concurrency, 1)
         clone._made_by_with_options = True
         return clone
 
@@ -356,7 +296,7 @@ class BlatClient:
         print(page.status, page.processed, page.total, len(page.data))  # running 18 500 10
         ```
         """
-        url = PagePath(self._base_url, batch_id).url(_check_int("from_", from_))
+        url = PagePath(self._base_url, batch_id).url(_options.check_int("from_", from_))
         self._shared.check_open()
         hooks = RequestHooks(itertools.count().__next__, _nothing, _nothing)
         return (await self._fetch(url, hooks)).page
@@ -488,19 +428,21 @@ class BlatClient:
     ) -> _Read:
         """Check an iterator's arguments before any request, and plan the read."""
         path = PagePath(self._base_url, batch_id)
-        start = _check_int("start", start)
+        start = _options.check_int("start", start)
         if stop is not None:
-            stop = _check_int("stop", stop)
+            stop = _options.check_int("stop", stop)
             if stop < start:
                 raise ValueError(f"stop ({stop}) must be >= start ({start})")
         limit = (
-            self._concurrency if concurrency is None else _check_int("concurrency", concurrency, 1)
+            self._concurrency
+            if concurrency is None
+            else _options.check_int("concurrency", concurrency, 1)
         )
         if progress is not None and not isinstance(progress, ReadProgress):
             raise TypeError(f"progress must be a ReadProgress, got {type(progress).__name__}")
         poll = None
         if follow:
-            interval = _check_positive("poll_interval", poll_interval)
+            interval = _options.check_positive("poll_interval", poll_interval)
             poll = PollPolicy(interval, max(interval, _defaults.MAX_POLL_INTERVAL))
         self._shared.check_open()
         plan = ReadPlan(

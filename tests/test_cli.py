@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from blat_async import cli
+from blat_async import _cli_flags, cli
 from blat_async.cli import ExitCode, main
 from blat_async.testing import FakeBatch, FakeBlatServer, Fault
 
@@ -412,9 +412,9 @@ def test_each_commands_help_gives_defaults_examples_and_exit_codes(
 def test_demo_leaves_the_parsed_arguments_as_they_were(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    args = cli._parser().parse_args(["demo", "--size", "12", "--no-progress"])
+    args = _cli_flags.parser().parse_args(["demo", "--size", "12", "--no-progress"])
     parsed = dict(vars(args))
-    asyncio.run(args.run(cli._Run(args)))
+    asyncio.run(cli._COMMANDS[args.command](cli._Run(args)))
     assert vars(args) == parsed
     assert len(capsys.readouterr().out.splitlines()) == 12
 

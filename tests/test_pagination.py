@@ -9,14 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from blat_async._pagination import (
-    BatchView,
-    Delivery,
-    ReadEnd,
-    ReadPlan,
-    end_of_read,
-    is_final_status,
-)
+from blat_async._batch import BatchView, is_final_status
+from blat_async._pagination import Delivery, ReadEnd, ReadPlan, end_of_read
 from blat_async.errors import BlatError, InternalServerError, PaginationError
 from blat_async.models import (
     BatchScrapeSitemapData,

@@ -16,7 +16,7 @@ from urllib.parse import quote
 from aiohttp import hdrs, web
 from multidict import CIMultiDictProxy
 
-from blat_async._protocol import _PAGE_PATH
+from blat_async._protocol import PAGE_PATH
 
 from ._batch import FakeBatch
 from ._faults import DropConnection, Fault, IgnoreFrom, Latency, WrongType
@@ -147,7 +147,7 @@ class FakeBlatServer:
         """The API key the server accepts as ``Authorization: Bearer <api_key>``."""
         self._requested_port = port
         self._prefix = "/" + "".join(f"{part}/" for part in prefix.split("/") if part)
-        self._root = f"{self._prefix}{_PAGE_PATH}"
+        self._root = f"{self._prefix}{PAGE_PATH}"
         self._clock = clock
         self._expected_authorization = f"Bearer {api_key}".encode()
 
@@ -263,7 +263,7 @@ class FakeBlatServer:
 
     def batch_url(self, batch_id: str, from_: int | None = None) -> str:
         """Return the URL of a batch's page, the batch id percent-encoded as one segment."""
-        url = f"{self.base_url}{_PAGE_PATH}{quote(batch_id, safe='')}"
+        url = f"{self.base_url}{PAGE_PATH}{quote(batch_id, safe='')}"
         return url if from_ is None else f"{url}?from={from_}"
 
     # --- Configuration, safe from any thread ---
