@@ -23,8 +23,8 @@ A read asks only for items it knows it still needs:
 - Its first request goes alone: it shows the page size and ``total``.
 - Then it reads ahead at ``start + k * page_size``, aligned to the server's
   pages, but only below ``stop`` and below the end of what is known to
-  exist: ``total`` once the batch is finished, and while it runs, the most
-  that ``processed`` and the pages seen so far show. Without a ``total``,
+  exist: ``total`` once the batch is finished, and while it runs, its
+  ``processed`` jobs (`BatchView.known_end`). Without a ``total``,
   nothing is known, and the read-ahead past the end costs at most the
   requests that were already in flight when the end showed.
 - A page shorter than the page size leaves a gap, asked for next.
@@ -33,7 +33,8 @@ A read asks only for items it knows it still needs:
   raised when the read reaches it, after every item before it.
 - In follow mode, a short or empty page at the read's offset of a running
   batch means the read has caught up: it is `waiting`, and asks again only
-  when the runner calls `poll` after the poll interval.
+  when the runner calls `poll` after the poll interval; it reads ahead again
+  once a poll brings a full page.
 
 `ReadPlan` holds every count of a read (in flight, buffered, handed out,
 retries per offset); the runner in ``_readahead.py`` only calls its verbs.
@@ -162,6 +163,8 @@ class ReadPlan:
         self._empty_at_cursor = False
         """Whether the last page at the cursor was empty."""
         self._caught_up = False
+        self._probing = False
+        """Caught up before: only the cursor is asked for until a full page comes."""
         self._repeats = RepeatGuard()
         if stop is not None and stop <= start:
             self.ended = ReadEnd.STOP
@@ -172,11 +175,6 @@ class ReadPlan:
     def done(self) -> bool:
         """Whether the read has ended."""
         return self.ended is not None
-
-    @property
-    def in_flight(self) -> int:
-        """Requests sent and not yet answered for good (retries included)."""
-        return len(self._in_flight)
 
     @property
     def held(self) -> int:
@@ -213,7 +211,7 @@ class ReadPlan:
             if held < window or not (self._out or self._handing_out):
                 return self._send(self.cursor)
             return None
-        if self.page_size is None or held >= window:
+        if self.page_size is None or self._probing or held >= window:
             return None
         offset = self._first_uncovered(self._bound())
         return None if offset is None else self._send(offset)
@@ -316,9 +314,14 @@ class ReadPlan:
             full = self._trusted_size and count >= self.page_size
             if offset + count > self.cursor:
                 self._ready[offset] = (page, full)
-        elif offset >= self.cursor:
-            # The end of the batch, for now, when the read reaches it.
+        elif offset == self.cursor or (offset > self.cursor and not self.follow):
+            # The end of the batch when the read reaches it.
             self._ready.setdefault(offset, (page, False))
+        elif offset > self.cursor:
+            # A running batch ends before this offset for now, and the page
+            # will be stale by the time the read gets there: ask for the
+            # cursor alone until a full page comes.
+            self._probing = True
         self._drain()
 
     # -- what to hand out ----------------------------------------------------
@@ -357,6 +360,7 @@ class ReadPlan:
             if found is None:
                 self._error = self._failure_at_cursor()
                 self._caught_up = self._at_running_front()
+                self._probing = self._probing or self._caught_up
                 return
             offset, page, full = found
             items = page.data[self.cursor - offset :]
@@ -379,6 +383,7 @@ class ReadPlan:
                 return
             self._short_at_cursor = not full
             self._empty_at_cursor = not items
+            self._probing = self._probing and not full
             self.ended = end_of_read(
                 next_offset=self.cursor,
                 page_items=len(items),

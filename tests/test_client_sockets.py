@@ -408,3 +408,25 @@ async def test_a_key_echoed_in_a_page_that_is_not_json_is_hidden(serve: Any) -> 
     text = "".join(traceback.format_exception(caught.value))
     assert "<hidden>" in text
     assert API_KEY not in text
+
+
+async def test_a_body_announced_over_the_limit_is_refused_before_it_is_read(
+    serve: Any,
+) -> None:
+    async def huge(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Length": str(50 * 1024 * 1024)})
+        await response.prepare(request)
+        await response.write(b"{")
+        await asyncio.sleep(5)  # the rest never comes in time
+        return response
+
+    server = await serve(huge)
+    async with BlatClient(
+        API_KEY,
+        base_url=server.base_url,
+        max_response_bytes=1024,
+        timeout=2,
+        retry=NO_RETRY,
+    ) as client:
+        with pytest.raises(ResponseTooLargeError):
+            await client.get_batch_scrape_sitemap_status("b1")

@@ -744,16 +744,19 @@ def test_follow_from_the_end_of_a_batch_ends_at_once() -> None:
     assert not plan.waiting
 
 
-def test_follow_an_empty_read_ahead_page_is_a_wait_when_the_read_reaches_it() -> None:
-    plan = _following(processed=30)
+def test_follow_an_empty_read_ahead_page_stops_the_read_ahead_until_a_full_page() -> None:
+    plan = _following(processed=40)
     assert _asks(plan, limit=2) == [10, 20]
-    plan.arrived(20, _page([], status="running", total=1_000, processed=30))
+    plan.arrived(20, _page([], status="running", total=1_000, processed=40))
 
-    plan.arrived(10, _at(10, 10, status="running", total=1_000, processed=30))
+    assert _asks(plan, limit=2) == []  # 10 is in flight; nothing past the empty page
+    plan.arrived(10, _at(10, 10, status="running", total=1_000, processed=40))
 
     assert _ids(_take(plan)) == _expected(10, 20)
     assert not plan.done
-    assert plan.waiting
+    assert not plan.waiting
+    # The stale empty page is not kept: the cursor is asked for afresh.
+    assert _asks(plan, limit=2) == [20, 30]
 
 
 def test_follow_does_not_wait_while_a_request_is_in_flight() -> None:
@@ -772,6 +775,45 @@ def test_follow_does_not_wait_while_a_request_is_in_flight() -> None:
     plan.arrived(20, _page([], total=None, status=None))
     plan.arrived(30, _page([], total=None, status=None))
     assert plan.waiting
+
+
+def test_follow_without_total_asks_only_the_cursor_until_a_poll_brings_a_full_page() -> None:
+    plan = ReadPlan(0, follow=True, window=8)
+    _asks(plan)
+    plan.arrived(0, _at(0, 10, total=None, status=None))
+    _take(plan)
+    assert _asks(plan, limit=3) == [10, 20, 30]
+    plan.arrived(20, _page([], total=None, status=None))
+    plan.arrived(30, _page([], total=None, status=None))
+    plan.arrived(10, _at(10, 4, total=None, status=None))
+    _take(plan)
+    assert plan.waiting
+
+    plan.poll()
+    assert _asks(plan, limit=3) == [14]
+    plan.arrived(14, _at(14, 3, total=None, status=None))
+    _take(plan)
+    plan.poll()
+    assert _asks(plan, limit=3) == [17]
+    plan.arrived(17, _at(17, 10, total=None, status=None))
+    _take(plan)
+
+    assert _asks(plan, limit=3) == [27, 37, 47]
+
+
+def test_follow_after_catching_up_a_poll_asks_the_cursor_alone() -> None:
+    plan = ReadPlan(0, follow=True, window=8)
+    _asks(plan)
+    plan.arrived(0, _at(0, 10, total=None, status=None))
+    _take(plan)
+    assert _asks(plan, limit=1) == [10]
+    plan.arrived(10, _at(10, 4, total=None, status=None))
+    _take(plan)
+    assert plan.waiting
+
+    plan.poll()
+
+    assert _asks(plan, limit=3) == [14]
 
 
 def test_follow_a_short_page_before_what_is_known_to_exist_asks_the_gap_at_once() -> None:
