@@ -25,6 +25,11 @@ items per second, the speed-up against the raw loop and the generated client
 checked on the same run: times and memory on the medians, requests on every
 run.
 
+A last table counts the requests of the zero-waste rules' corner cases,
+each read once in this process against servers on 127.0.0.1: finished
+batches of 0 to 200 items at concurrency 1 to 8, a slice, a batch without
+``total``, a followed batch that grows, and an offset that always fails.
+
 The exit status is 1 only when a reader crashed or read the wrong number of
 items or links; a missed target or a slow machine never fails the run. At
 ``--smoke`` sizes the time and memory targets are not judged at all.
@@ -33,7 +38,7 @@ items or links; a missed target or a slow machine never fails the run. At
 # The modules beside this one each do one job: _scenarios.py the scenarios,
 # _processes.py the server's and the readers' processes, _stats.py what a run
 # measured, _tables.py the tables, _targets.py the targets, _machine.py the
-# machine, _profile.py --profile.
+# machine, _profile.py --profile, _waste.py the requests of the corner cases.
 
 from __future__ import annotations
 
@@ -52,6 +57,7 @@ from _scenarios import SERVER, Scenario, scenarios
 from _stats import ReaderRuns
 from _tables import scenario_table, structuring_table
 from _targets import targets
+from _waste import waste_table
 
 from blat_async.testing import DEFAULT_PAGE_SIZE
 
@@ -147,6 +153,17 @@ def _print_targets(
         print()
 
 
+def _waste() -> bool:
+    """Print the requests of the zero-waste rules' corner cases; return whether one failed."""
+    _log("requests in the corner cases of the zero-waste rules")
+    lines, kept = waste_table()
+    print("## Requests in the corner cases (each case read once, in this process)")
+    print()
+    print("\n".join(lines))
+    print()
+    return not kept
+
+
 def _run(args: argparse.Namespace, chosen: list[Scenario], repeat: int) -> bool:
     """Run the chosen scenarios and print their tables; return whether a reader crashed."""
     crashed = False
@@ -169,7 +186,10 @@ def _run(args: argparse.Namespace, chosen: list[Scenario], repeat: int) -> bool:
             _print_scenario(scenario, runs, server_loop)
         if not args.only or "b" in args.only.split(","):
             crashed = _structuring(args.smoke, generated.folder) or crashed
+    wasted = _waste() if not args.only else False
     _print_targets(all_runs, chosen, args.smoke)
+    if wasted:
+        print("A read sent more requests than a corner case allows: see the table above.")
     return crashed
 
 
