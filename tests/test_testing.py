@@ -357,6 +357,7 @@ async def test_only_get_is_allowed(server: FakeBlatServer, session: aiohttp.Clie
 
     async with session.post(server.batch_url(batch.batch_id)) as response:
         assert response.status == 405
+        assert response.headers["Allow"] == "GET"
         assert (await response.json())["code"] == "METHOD_NOT_ALLOWED"
 
 

@@ -430,7 +430,10 @@ class FakeBlatServer:
         if not incoming.segment:
             return error_reply(404, message="Not found", details={"path": incoming.path})
         if incoming.method != hdrs.METH_GET:
-            return error_reply(405, details={"method": incoming.method})
+            # RFC 9110 requires a 405 to say which methods the resource allows.
+            return error_reply(
+                405, details={"method": incoming.method}, headers={hdrs.ALLOW: hdrs.METH_GET}
+            )
         if not incoming.authorized:
             return error_reply(401)
         if incoming.from_error is not None:
