@@ -179,8 +179,9 @@ class FakeBlatServer:
             raise RuntimeError("a FakeBlatServer can be started only once")
         app = web.Application()
         # One catch-all route: the batch id is cut from the raw path by hand, so that
-        # a percent-encoded "/" stays inside it.
-        app.router.add_route("*", "/{path:.*}", self._handle)
+        # a percent-encoded "/" stays inside it. Routes match the decoded path, and
+        # "." would not match a "%0A" in it.
+        app.router.add_route("*", r"/{path:[\s\S]*}", self._handle)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=_SHUTDOWN_GRACE)
         await runner.setup()
         self._runner = runner
