@@ -1,6 +1,7 @@
 """Generate the comparison client from the API's OpenAPI spec, with openapi-python-client.
 
-The spec is the YAML block of the endpoint's page in ``shared/spec``; the
+The spec is the repository's contract, ``openapi/get-batch-scrape-sitemap.yaml``
+(the endpoint's OpenAPI document, as the API reference publishes it); the
 client is generated at benchmark time into a temporary folder and never
 committed. When the generator is missing or fails, `generate` says why
 instead of raising, and the benchmark skips that column.
@@ -9,7 +10,6 @@ instead of raising, and the benchmark skips that column.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -19,30 +19,17 @@ from pathlib import Path
 from typing import Final
 
 PACKAGE: Final = "blat_openapi_client"
-_YAML_BLOCK = re.compile(r"^````yaml[^\n]*\n(.*?)^````", re.MULTILINE | re.DOTALL)
+ROOT: Final = Path(__file__).resolve().parent.parent
+CONTRACT: Final = ROOT / "openapi" / "get-batch-scrape-sitemap.yaml"
 # No post-hooks: the generator would otherwise run ruff over its output.
 _CONFIG: Final = f"package_name_override: {PACKAGE}\npost_hooks: []\n"
 _TIMEOUT: Final = 120.0
 
 
 def find_spec() -> Path | None:
-    """Find the endpoint's spec page: ``$BLAT_SPEC``, or ``shared/spec`` beside the repo."""
-    candidates = [os.environ.get("BLAT_SPEC")]
-    repo = Path(__file__).resolve().parent.parent
-    for parent in (repo, *repo.parents):
-        candidates.append(str(parent / "shared" / "spec" / "get-batch-scrape-sitemap.md"))
-    for candidate in candidates:
-        if candidate and Path(candidate).is_file():
-            return Path(candidate)
-    return None
-
-
-def extract_yaml(markdown: str) -> str:
-    """Return the OpenAPI YAML fenced in the spec page."""
-    match = _YAML_BLOCK.search(markdown)
-    if match is None:
-        raise ValueError("the spec page has no ````yaml block")
-    return match.group(1)
+    """Find the OpenAPI document: ``$BLAT_SPEC`` if set, else the repository's `CONTRACT`."""
+    candidate = Path(os.environ.get("BLAT_SPEC") or CONTRACT)
+    return candidate if candidate.is_file() else None
 
 
 def _generator_command() -> list[str] | None:
@@ -79,10 +66,11 @@ def generate(workdir: Path) -> Generated:
         return Generated(None, "openapi-python-client is not installed (pip install it)")
     spec = find_spec()
     if spec is None:
-        return Generated(None, "the spec page get-batch-scrape-sitemap.md was not found")
+        where = os.environ.get("BLAT_SPEC") or CONTRACT
+        return Generated(None, f"the OpenAPI document {where} was not found")
     try:
-        (workdir / "spec.yaml").write_text(extract_yaml(spec.read_text()))
-    except (OSError, ValueError) as exc:
+        shutil.copyfile(spec, workdir / "spec.yaml")
+    except OSError as exc:
         return Generated(None, f"could not read the spec: {exc}")
     (workdir / "config.yaml").write_text(_CONFIG)
     output = workdir / "generated" / PACKAGE

@@ -5,7 +5,7 @@ from blat_async import BlatClient
 
 async with BlatClient() as client:  # the key comes from BLAT_API_KEY
     async for item in client.iter_batch_scrape_sitemap("b-123"):
-        print(item.metadata.url, len(item.links))
+        print(item.metadata.url if item.metadata else None, len(item.links))
 ```
 """
 

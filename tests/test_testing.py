@@ -352,11 +352,22 @@ async def test_other_paths_are_not_found(
     assert answer.json()["code"] == "NOT_FOUND"
 
 
+async def test_a_batch_id_with_a_newline_is_not_found_as_json(
+    server: FakeBlatServer, session: aiohttp.ClientSession
+) -> None:
+    answer = await fetch(session, URL(server.batch_url("a\nb"), encoded=True))
+
+    assert answer.status == 404
+    assert answer.content_type == "application/json"
+    assert answer.json()["details"] == {"batch_id": "a\nb"}
+
+
 async def test_only_get_is_allowed(server: FakeBlatServer, session: aiohttp.ClientSession) -> None:
     batch = server.add_batch()
 
     async with session.post(server.batch_url(batch.batch_id)) as response:
         assert response.status == 405
+        assert response.headers["Allow"] == "GET"
         assert (await response.json())["code"] == "METHOD_NOT_ALLOWED"
 
 

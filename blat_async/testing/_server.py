@@ -179,8 +179,9 @@ class FakeBlatServer:
             raise RuntimeError("a FakeBlatServer can be started only once")
         app = web.Application()
         # One catch-all route: the batch id is cut from the raw path by hand, so that
-        # a percent-encoded "/" stays inside it.
-        app.router.add_route("*", "/{path:.*}", self._handle)
+        # a percent-encoded "/" stays inside it. Routes match the decoded path, and
+        # "." would not match a "%0A" in it.
+        app.router.add_route("*", r"/{path:[\s\S]*}", self._handle)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=_SHUTDOWN_GRACE)
         await runner.setup()
         self._runner = runner
@@ -430,7 +431,10 @@ class FakeBlatServer:
         if not incoming.segment:
             return error_reply(404, message="Not found", details={"path": incoming.path})
         if incoming.method != hdrs.METH_GET:
-            return error_reply(405, details={"method": incoming.method})
+            # RFC 9110 requires a 405 to say which methods the resource allows.
+            return error_reply(
+                405, details={"method": incoming.method}, headers={hdrs.ALLOW: hdrs.METH_GET}
+            )
         if not incoming.authorized:
             return error_reply(401)
         if incoming.from_error is not None:
