@@ -9,10 +9,15 @@ fails in CI (where ``CI`` is set), so that CI never skips one.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import importlib.util
 import json
 import os
+import random
+import signal
+import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -23,7 +28,8 @@ from typing import Final
 
 import pytest
 
-from blat_async.testing import FakeBlatServer, FakeSite
+from blat_async import BlatClient, BlatError, NotFoundError
+from blat_async.testing import FakeBatch, FakeBlatServer, FakeSite, Fault
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -159,3 +165,172 @@ def test_scrapy_spider_closes_on_a_blat_error_and_says_why() -> None:
 
     assert "reading batch no-such-batch failed: " in result.stderr
     assert result.stdout.splitlines()[-1] == "spider closed: blat_error"
+
+
+# --- SQLite, exactly once ---------------------------------------------------------------
+
+# Seeds of the kill times, and of each batch's failed jobs.
+KILL_SEEDS: Final = (1, 2, 3)
+KILLS_PER_SEED: Final = 3
+
+
+def checkpoint(db: Path, batch_id: str) -> int | None:
+    """The committed checkpoint of ``batch_id``, or ``None`` before the first run."""
+    if not db.exists():
+        return None
+    with contextlib.closing(sqlite3.connect(db)) as connection:
+        try:
+            row = connection.execute(
+                "SELECT next_offset FROM checkpoint WHERE batch_id = ?", (batch_id,)
+            ).fetchone()
+        except sqlite3.OperationalError:  # Killed before the tables were made.
+            return None
+    return None if row is None else int(row[0])
+
+
+def assert_stored_exactly_once(db: Path, batch: FakeBatch) -> None:
+    """The tables hold every job and every page of the batch, once, and nothing else."""
+    with contextlib.closing(sqlite3.connect(db)) as connection:
+        jobs = connection.execute(
+            "SELECT job_offset, job_id, success FROM jobs WHERE batch_id = ? ORDER BY job_offset",
+            (batch.batch_id,),
+        ).fetchall()
+        pages = connection.execute(
+            "SELECT job_offset, position, url, status FROM pages WHERE batch_id = ? "
+            "ORDER BY job_offset, position",
+            (batch.batch_id,),
+        ).fetchall()
+    assert jobs == [
+        (index, batch.job_id(index), int(index not in batch.failed)) for index in range(batch.size)
+    ]
+    assert pages == [
+        (index, position, link, 200)
+        for index in range(batch.size)
+        for position, link in enumerate(batch.links_of(index))
+    ]
+    assert checkpoint(db, batch.batch_id) == batch.size
+
+
+def test_sqlite_crawl_killed_at_random_moments_stores_every_page_exactly_once(
+    tmp_path: Path,
+) -> None:
+    mid_read_kills = 0
+    for seed in KILL_SEEDS:
+        rng = random.Random(seed)
+        db = tmp_path / f"crawl-{seed}.db"
+        with (
+            # 108 links fetched 4 at a time, 20 ms each: a first run takes half a second.
+            FakeSite(latency=0.02).run_in_thread() as site,
+            FakeBlatServer().run_in_thread() as server,
+        ):
+            batch = server.add_batch(
+                "kill-me", 40, page_size=5, failed=0.1, seed=seed, link_base=site.link_base
+            )
+            arguments = ("kill-me", "--db", str(db), "--workers", "4", "--window", "3")
+            for _ in range(KILLS_PER_SEED):
+                with started("crawl_to_sqlite.py", *arguments, env=keyed(server)) as process:
+                    assert process.stdout is not None
+                    assert process.stdout.readline().startswith("resuming batch kill-me")
+                    time.sleep(rng.uniform(0, 0.4))
+                    process.kill()  # SIGKILL: no cleanup of any kind runs.
+                    process.wait()
+                offset = checkpoint(db, "kill-me")
+                if process.returncode == -signal.SIGKILL and offset and offset < batch.size:
+                    mid_read_kills += 1
+            resumed = run_example("crawl_to_sqlite.py", *arguments, env=keyed(server))
+
+        assert resumed.stdout.splitlines()[-1].endswith("each exactly once"), seed
+        assert_stored_exactly_once(db, batch)
+        # Every page was fetched; those of pages read but not committed, again.
+        assert set(site.hits) == set(batch.links), seed
+    # The kills did land in the middle of reads, between committed pages.
+    assert mid_read_kills >= 1
+
+
+def free_port() -> int:
+    with contextlib.closing(socket.socket()) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+def test_sqlite_recipe_resumes_the_demo_batch_after_a_simulated_crash(tmp_path: Path) -> None:
+    arguments = ("--db", str(tmp_path / "crawl.db"), "--site-port", str(free_port()))
+    crashed = run_example("crawl_to_sqlite.py", *arguments, "--crash-after", "3", expect=70)
+    resumed = run_example("crawl_to_sqlite.py", *arguments)
+    again = run_example("crawl_to_sqlite.py", *arguments)
+
+    assert crashed.stdout.splitlines() == [
+        "resuming batch sqlite-demo from offset 0",
+        "simulated crash after committing 3 pages",
+    ]
+    # 45 jobs in pages of 5; round(45 * 0.1) = 4 failed, 41 of 3 links.
+    assert resumed.stdout.splitlines() == [
+        "resuming batch sqlite-demo from offset 15",
+        "read 6 pages in this run",
+        "stored 45 jobs and 123 pages, each exactly once",
+    ]
+    assert again.stdout.splitlines()[1:] == [
+        "read 0 pages in this run",
+        "stored 45 jobs and 123 pages, each exactly once",
+    ]
+
+
+def test_sqlite_crawl_stops_on_a_blat_error_and_resumes_where_it_committed(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "crawl.db"
+    with FakeSite().run_in_thread() as site, FakeBlatServer().run_in_thread() as server:
+        batch = server.add_batch("fails", 30, page_size=5, link_base=site.link_base)
+        # The batch is refused from offset 15 on: not retried, the read fails there.
+        server.inject(Fault.status(403), batch_id="fails", from_=15, times=None)
+        arguments = ("fails", "--db", str(db))
+        failed = run_example("crawl_to_sqlite.py", *arguments, env=keyed(server), expect=1)
+        committed = checkpoint(db, "fails")
+        server.clear_faults()
+        resumed = run_example("crawl_to_sqlite.py", *arguments, env=keyed(server))
+
+    # The pages before offset 15 may or may not have been committed when the read failed.
+    assert committed in (0, 5, 10, 15)
+    assert "reading batch fails failed: HTTP 403 " in failed.stderr
+    assert f"committed up to offset {committed}: run again to resume" in failed.stderr
+    assert resumed.stdout.splitlines()[0] == f"resuming batch fails from offset {committed}"
+    assert_stored_exactly_once(db, batch)
+
+
+async def test_a_blat_error_leaves_a_task_group_as_an_exception_group() -> None:
+    async def read_all(client: BlatClient, batch_id: str) -> int:
+        return len([item async for item in client.iter_batch_scrape_sitemap(batch_id)])
+
+    async with FakeBlatServer() as server:
+        server.add_batch("here", 3)
+        async with BlatClient(server.api_key, base_url=server.base_url) as client:
+            with pytest.raises(ExceptionGroup) as raised:  # noqa: PT012
+                async with asyncio.TaskGroup() as group:
+                    group.create_task(read_all(client, "here"))
+                    group.create_task(read_all(client, "gone"))
+
+    # `except BlatError` does not catch the group; `except* BlatError` does.
+    assert not isinstance(raised.value, BlatError)
+    matched, rest = raised.value.split(BlatError)
+    assert rest is None
+    assert matched is not None
+    assert [type(error) for error in matched.exceptions] == [NotFoundError]
+
+
+def test_sqlite_crawl_stores_a_page_it_cannot_fetch_with_its_error(tmp_path: Path) -> None:
+    db = tmp_path / "crawl.db"
+    nowhere = f"http://127.0.0.1:{free_port()}/pages/"  # Nothing listens there.
+    with FakeBlatServer().run_in_thread() as server:
+        server.add_batch("unreachable", 4, links_per_job=2, link_base=nowhere)
+        result = run_example(
+            "crawl_to_sqlite.py", "unreachable", "--db", str(db), env=keyed(server)
+        )
+
+    assert result.stdout.splitlines()[-1] == "stored 4 jobs and 8 pages, each exactly once"
+    with contextlib.closing(sqlite3.connect(db)) as connection:
+        rows = connection.execute("SELECT status, bytes, error FROM pages").fetchall()
+    assert len(rows) == 8
+    assert all(
+        status is None and size is None and "Connect" in error for status, size, error in rows
+    )
