@@ -279,6 +279,8 @@ def test_a_batch_refuses_bad_indices() -> None:
 
     with pytest.raises(IndexError):
         batch.job(25)
+    with pytest.raises(IndexError):
+        batch.links_of(-1)
     with pytest.raises(ValueError, match="from_"):
         batch.page(-1)
     with pytest.raises(ValueError, match="count"):
@@ -984,6 +986,16 @@ def test_the_site_runs_in_a_thread_and_refuses_bad_arguments() -> None:
         FakeSite(latency=-1)
     with pytest.raises(RuntimeError, match="not started"):
         _ = FakeSite().port
+
+
+async def test_a_site_on_a_port_in_use_fails_to_start() -> None:
+    async with FakeSite() as taken:
+        site = FakeSite(port=taken.port)
+        with pytest.raises(OSError):  # noqa: PT011
+            await site.start()
+
+    with pytest.raises(RuntimeError, match="only once"):
+        await site.start()
 
 
 async def test_a_site_starts_once() -> None:
