@@ -3,8 +3,9 @@
 Each reads a batch from a fake server and crawls its links on a `FakeSite`,
 both run here, so that the test sees every page fetched, whatever the
 program says. Scrapy and Dask come from the ``scrapy`` and ``dask`` extras:
-a test whose package is missing is skipped on a developer's machine and
-fails in CI (where ``CI`` is set), so that CI never skips one.
+a test whose package is missing is skipped on a developer's machine, and
+fails where ``CI`` is set; ``.ci/run`` installs the extras and fails on such
+a skip too, so that CI never skips one.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import pytest
 
@@ -72,7 +73,9 @@ def run_example(
         check=False,
     )
     assert result.returncode == expect, result.stderr
-    assert "Traceback" not in result.stderr
+    # An uncaught exception. (Dask's workers log the tasks that failed with
+    # their remote traceback, on a line "Traceback: ..." of their own.)
+    assert "Traceback (most recent call last)" not in result.stderr
     return result
 
 
@@ -132,7 +135,7 @@ def test_scrapy_crawls_every_page_once_starting_while_the_batch_runs(tmp_path: P
             stdout, stderr = process.communicate(timeout=60)
 
     assert process.returncode == 0, stderr
-    assert "Traceback" not in stderr
+    assert "Traceback (most recent call last)" not in stderr
     assert "Spider closed (finished)" in stderr
     assert stdout.splitlines() == [
         "batch crawl-me: 24 sitemap jobs, 2 failed, 44 links",
@@ -334,3 +337,67 @@ def test_sqlite_crawl_stores_a_page_it_cannot_fetch_with_its_error(tmp_path: Pat
     assert all(
         status is None and size is None and "Connect" in error for status, size, error in rows
     )
+
+
+# --- Dask -------------------------------------------------------------------------------
+
+
+def read_slices(out: Path, batch: FakeBatch) -> list[dict[str, Any]]:
+    """The records the slices of ``batch`` wrote, in offset order of the slices."""
+    paths = sorted((out / batch.batch_id).iterdir())
+    assert all(path.suffix == ".jsonl" for path in paths), "a partial file was left"
+    return [json.loads(line) for path in paths for line in path.read_text().splitlines()]
+
+
+def test_dask_reads_several_batches_across_worker_processes_each_job_once(
+    tmp_path: Path,
+) -> None:
+    require("distributed")
+    out = tmp_path / "out"
+    with (
+        FakeSite(latency=0.01).run_in_thread() as site,
+        FakeBlatServer().run_in_thread() as server,
+    ):
+        batches = [
+            server.add_batch(
+                f"dask-{number}", size, page_size=5, failed=0.1, link_base=site.link_base
+            )
+            for number, size in enumerate((23, 40, 7), 1)
+        ]
+        result = run_example(
+            "dask_batches.py",
+            *(batch.batch_id for batch in batches),
+            "--out",
+            str(out),
+            "--slice-jobs",
+            "10",
+            "--workers",
+            "2",
+            env=keyed(server),
+        )
+
+    # Slices of 10 jobs: 3 + 4 + 1 tasks, on both worker processes.
+    assert result.stdout.splitlines()[-1] == (
+        "3 batches, 70 of 70 jobs in 8 slices, read by 2 worker processes"
+    )
+    for batch in batches:
+        records = read_slices(out, batch)
+        assert [record["job_id"] for record in records] == batch.job_ids
+        assert [record["offset"] for record in records] == list(range(batch.size))
+        pages = [page for record in records for page in record["pages"].items()]
+        assert pages == [(link, 200) for link in batch.links]
+    assert site.hits == Counter(link for batch in batches for link in batch.links)
+
+
+def test_dask_reports_a_blat_error_raised_in_a_worker(tmp_path: Path) -> None:
+    require("distributed")
+    with FakeBlatServer().run_in_thread() as server:
+        server.add_batch("refused-late", 30, page_size=5)
+        # The first page answers, so the batch is planned; the slice from 20 is refused.
+        server.inject(Fault.status(403), batch_id="refused-late", from_=20, times=None)
+        arguments = ("refused-late", "--out", str(tmp_path), "--slice-jobs", "10")
+        result = run_example("dask_batches.py", *arguments, env=keyed(server), expect=1)
+
+    last = result.stderr.splitlines()[-1]
+    assert last.startswith("reading failed: HTTP 403 FORBIDDEN: ")
+    assert last.endswith("refused-late?from=20)")
