@@ -29,7 +29,6 @@ from typing import Any, Final
 import scrapy
 from scrapy import signals
 from scrapy.crawler import CrawlerProcess
-from scrapy.exceptions import CloseSpider
 from scrapy.http import Response
 
 from blat_async import BlatClient, BlatError, ReadProgress
@@ -90,10 +89,14 @@ class BatchLinksSpider(scrapy.Spider):
                                 link, callback=self.parse, cb_kwargs={"sitemap": sitemap}
                             )
         except BlatError as error:
-            # Raised out of start(), the error would be logged and the crawl
-            # would end as "finished" with the batch half read: say so instead.
+            # Raised out of start(), the error would be logged with a traceback,
+            # and the crawl would end as "finished" all the same (raising
+            # CloseSpider from start() needs Scrapy 2.18). Log it, keep it in
+            # the stats for the program's exit status, and end start(): the
+            # pages already queued are crawled, and the spider closes.
             self.logger.error("reading batch %s failed: %s", self.batch_id, error)
-            raise CloseSpider("blat_error") from error
+            stats.set_value("blat/read_error", str(error))
+            return
         self.logger.info(
             "batch %s read to offset %d, status %s", self.batch_id, progress.offset, progress.status
         )
@@ -198,6 +201,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     pages = stats.get("response_received_count", 0) - stats.get("robotstxt/response_count", 0)
     print(f"pages crawled: {pages}, items scraped: {stats.get('item_scraped_count', 0)}")
     print(f"spider closed: {reason}")
+    if error := stats.get("blat/read_error"):
+        print(f"reading the batch failed: {error}")
     return 0 if reason == "finished" and not stats.get("log_count/ERROR") else 1
 
 

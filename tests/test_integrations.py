@@ -161,13 +161,17 @@ def test_scrapy_recipe_crawls_the_demo_batch_without_a_key() -> None:
     ]
 
 
-def test_scrapy_spider_closes_on_a_blat_error_and_says_why() -> None:
+def test_scrapy_spider_ends_its_start_on_a_blat_error_and_exits_1() -> None:
     require("scrapy")
     with FakeBlatServer().run_in_thread() as server:
         result = run_example("scrapy_spider.py", "no-such-batch", env=keyed(server), expect=1)
 
-    assert "reading batch no-such-batch failed: " in result.stderr
-    assert result.stdout.splitlines()[-1] == "spider closed: blat_error"
+    assert "reading batch no-such-batch failed: HTTP 404 " in result.stderr
+    assert result.stdout.splitlines()[-2:] == [
+        "spider closed: finished",
+        "reading the batch failed: HTTP 404 NOT_FOUND: Batch not found "
+        f"(GET {server.batch_url('no-such-batch', 0)})",
+    ]
 
 
 # --- SQLite, exactly once ---------------------------------------------------------------
