@@ -361,12 +361,15 @@ async def test_closing_the_client_wakes_a_follower_between_polls(
     reader = asyncio.create_task(
         drain(client.iter_batch_scrape_sitemap(batch.batch_id, follow=True, poll_interval=20))
     )
-    # Polling waits: 20 s (no request) after the first empty page at offset 10.
-    while len(server.requests) < 2:  # noqa: ASYNC110 - the server has no event to wait on
+    # The first page reaches what the batch has processed: the read has caught
+    # up, and waits 20 s before it polls.
+    while not server.requests:  # noqa: ASYNC110 - the server has no event to wait on
         await asyncio.sleep(0.01)
+    await asyncio.sleep(0.05)
     await client.close()
     with pytest.raises(BlatError, match="closed"):
         await asyncio.wait_for(reader, 2)
+    assert len(server.requests) == 1
     assert not blat_tasks()
 
 

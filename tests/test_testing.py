@@ -11,6 +11,7 @@ import time
 import tracemalloc
 import urllib.error
 import urllib.request
+from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,9 +25,11 @@ from yarl import URL
 
 from blat_async.testing import (
     DEFAULT_API_KEY,
+    DEFAULT_LINK_BASE,
     DropConnection,
     FakeBatch,
     FakeBlatServer,
+    FakeSite,
     Fault,
     HtmlError,
     IgnoreFrom,
@@ -162,6 +165,29 @@ async def test_a_page_has_the_fields_of_the_contract(
     }
 
 
+async def test_links_point_at_the_link_base(
+    server: FakeBlatServer, session: aiohttp.ClientSession
+) -> None:
+    batch = server.add_batch(size=3, links_per_job=2, failed=[1], link_base="http://h:8/x/")
+
+    page = await fetch_page(session, server, batch, 0)
+
+    assert [item.get("links") for item in page["data"]] == [
+        ["http://h:8/x/000000/0", "http://h:8/x/000000/1"],
+        None,
+        ["http://h:8/x/000002/0", "http://h:8/x/000002/1"],
+    ]
+    assert batch.links == page["data"][0]["links"] + page["data"][2]["links"]
+    assert batch.links_of(1) == []
+
+
+def test_links_point_at_example_com_by_default() -> None:
+    batch = FakeBlatServer().add_batch(size=2, links_per_job=1)
+
+    assert batch.link_base == DEFAULT_LINK_BASE == "https://example.com/pages/"
+    assert batch.links == [f"{DEFAULT_LINK_BASE}000000/0", f"{DEFAULT_LINK_BASE}000001/0"]
+
+
 def test_jobs_are_deterministic_and_unique() -> None:
     first = FakeBlatServer().add_batch("same", size=50)
     second = FakeBlatServer().add_batch("same", size=50)
@@ -231,6 +257,7 @@ def test_a_batch_id_is_added_once() -> None:
         ({"size": -1}, ValueError),
         ({"page_size": 0}, ValueError),
         ({"links_per_job": -1}, ValueError),
+        ({"link_base": None}, TypeError),
         ({"latency": -0.5}, ValueError),
         ({"visible": 26}, ValueError),
         ({"failed": [25]}, ValueError),
@@ -252,6 +279,8 @@ def test_a_batch_refuses_bad_indices() -> None:
 
     with pytest.raises(IndexError):
         batch.job(25)
+    with pytest.raises(IndexError):
+        batch.links_of(-1)
     with pytest.raises(ValueError, match="from_"):
         batch.page(-1)
     with pytest.raises(ValueError, match="count"):
@@ -916,6 +945,78 @@ async def test_run_in_thread_serves_async_code_too() -> None:
 
     assert [answer.status for answer in answers] == [200, 200, 200]
     assert server.max_in_flight == 3
+
+
+# --- The site to crawl ------------------------------------------------------------------
+
+
+async def test_the_site_serves_every_link_of_a_batch_and_counts_the_hits(
+    server: FakeBlatServer, session: aiohttp.ClientSession
+) -> None:
+    async with FakeSite() as site:
+        batch = server.add_batch(size=4, links_per_job=2, failed=[2], link_base=site.link_base)
+        answers = [await fetch(session, link, authorization=None) for link in batch.links]
+        again = await fetch(session, batch.links[0], authorization=None)
+
+    assert [answer.status for answer in answers] == [200] * 6
+    assert answers[0].content_type == "text/html"
+    assert b"<title>/pages/000000/0</title>" in answers[0].body
+    assert again.status == 200
+    assert site.hits == Counter(batch.links) + Counter(batch.links[:1])
+    assert all(link.startswith(f"http://127.0.0.1:{site.port}/pages/") for link in batch.links)
+
+
+async def test_the_site_answers_404_outside_its_pages(session: aiohttp.ClientSession) -> None:
+    async with FakeSite() as site:
+        robots = await fetch(session, f"{site.base_url}robots.txt", authorization=None)
+
+    assert robots.status == 404
+    assert site.hits == Counter()
+    assert [(visit.url, visit.status) for visit in site.visits] == [
+        (f"{site.base_url}robots.txt", 404)
+    ]
+
+
+async def test_the_site_waits_its_latency(session: aiohttp.ClientSession) -> None:
+    async with FakeSite(latency=0.1) as site:
+        started = time.monotonic()
+        answer = await fetch(session, f"{site.link_base}a", authorization=None)
+
+    assert answer.status == 200
+    assert time.monotonic() - started >= 0.1
+
+
+def test_the_site_runs_in_a_thread_and_refuses_bad_arguments() -> None:
+    with FakeSite().run_in_thread() as site:
+        with urllib.request.urlopen(f"{site.link_base}p", timeout=5) as response:  # noqa: S310
+            assert response.status == 200
+        assert repr(site) == f"<FakeSite {site.base_url} visits=1>"
+
+    assert not any(thread.name == "FakeSite" for thread in threading.enumerate())
+    with pytest.raises(ValueError, match="latency"):
+        FakeSite(latency=-1)
+    with pytest.raises(RuntimeError, match="not started"):
+        _ = FakeSite().port
+
+
+async def test_a_site_on_a_port_in_use_fails_to_start() -> None:
+    async with FakeSite() as taken:
+        site = FakeSite(port=taken.port)
+        with pytest.raises(OSError):  # noqa: PT011
+            await site.start()
+
+    with pytest.raises(RuntimeError, match="only once"):
+        await site.start()
+
+
+async def test_a_site_starts_once() -> None:
+    site = FakeSite()
+    await site.start()
+    await site.close()
+    await site.close()
+
+    with pytest.raises(RuntimeError, match="only once"):
+        await site.start()
 
 
 # --- The pytest plugin ------------------------------------------------------------------

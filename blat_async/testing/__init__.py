@@ -31,6 +31,15 @@ inspecting the server
 [`requests`][blat_async.testing.FakeBlatServer.requests],
 [`FakeBatch.reveal`][blat_async.testing.FakeBatch.reveal]) is safe from any thread.
 
+For a crawler, [`FakeSite`][blat_async.testing.FakeSite] serves web pages on
+loopback at the links of a batch made with its ``link_base``:
+
+```python
+async with FakeSite() as site, FakeBlatServer() as server:
+    batch = server.add_batch(size=20, link_base=site.link_base)
+    ...  # crawl the links; site.hits counts the pages fetched
+```
+
 Faults are small frozen classes made by the factories on
 [`Fault`][blat_async.testing.Fault]:
 
@@ -40,7 +49,7 @@ server.add_batch(faults=[Fault.html(502)], fault_rate=0.3)   # 30 % of this batc
 ```
 """
 
-from ._batch import DEFAULT_PAGE_SIZE, FakeBatch
+from ._batch import DEFAULT_LINK_BASE, DEFAULT_PAGE_SIZE, FakeBatch
 from ._faults import (
     DropConnection,
     Fault,
@@ -53,13 +62,16 @@ from ._faults import (
     WrongType,
 )
 from ._server import DEFAULT_API_KEY, FakeBlatServer, RecordedRequest
+from ._site import FakeSite, Visit
 
 __all__ = [
     "DEFAULT_API_KEY",
+    "DEFAULT_LINK_BASE",
     "DEFAULT_PAGE_SIZE",
     "DropConnection",
     "FakeBatch",
     "FakeBlatServer",
+    "FakeSite",
     "Fault",
     "HtmlError",
     "IgnoreFrom",
@@ -68,5 +80,6 @@ __all__ = [
     "RecordedRequest",
     "StatusError",
     "TruncatedJson",
+    "Visit",
     "WrongType",
 ]

@@ -20,6 +20,9 @@ DEFAULT_PAGE_SIZE: Final = 10
 Ten, as the API's batch endpoints send.
 """
 
+DEFAULT_LINK_BASE: Final = "https://example.com/pages/"
+"""Where the links of a `FakeBlatServer`'s batch point unless told otherwise."""
+
 _EXPIRY: Final = timedelta(days=1)
 
 # (error_code, error) of failed jobs, chosen by the job's index.
@@ -66,6 +69,13 @@ class FakeBatch:
     """The most items one page holds."""
     links_per_job: int = 3
     """How many links each successful job extracted."""
+    link_base: str = DEFAULT_LINK_BASE
+    """Where the links point: link ``n`` of job ``index`` is ``f"{link_base}{index:06d}/{n}"``.
+
+    Give a [`FakeSite`][blat_async.testing.FakeSite]'s
+    [`link_base`][blat_async.testing.FakeSite.link_base] for links a crawler can
+    fetch on loopback.
+    """
     _failed_given: Iterable[int] | float = attrs.field(default=(), alias="failed")
     # What `failed=` was given, resolved into `failed` when the batch is made.
     _visible_given: int | None = attrs.field(default=None, alias="visible")
@@ -120,6 +130,8 @@ class FakeBatch:
             raise ValueError(f"page_size must be >= 1, got {page_size!r}")
         if links_per_job < 0:
             raise ValueError(f"links_per_job must be >= 0, got {links_per_job!r}")
+        if not isinstance(self.link_base, str):
+            raise TypeError(f"link_base must be a str, got {self.link_base!r}")
         if jobs_per_second is not None and not jobs_per_second > 0:
             raise ValueError(f"jobs_per_second must be > 0, got {jobs_per_second!r}")
         visible = self._visible_given
@@ -199,8 +211,15 @@ class FakeBatch:
                 "error": error,
                 "error_code": error_code,
             }
-        links = [f"https://example.com/pages/{index:06d}/{n}" for n in range(self.links_per_job)]
-        return {"metadata": metadata, "success": True, "links": links}
+        return {"metadata": metadata, "success": True, "links": self.links_of(index)}
+
+    def links_of(self, index: int) -> list[str]:
+        """Return the links of job ``index``, or none if it failed."""
+        if not 0 <= index < self.size:
+            raise IndexError(f"job index {index} out of range for a batch of {self.size}")
+        if index in self.failed:
+            return []
+        return [f"{self.link_base}{index:06d}/{n}" for n in range(self.links_per_job)]
 
     @property
     def jobs(self) -> list[dict[str, Any]]:
@@ -211,6 +230,11 @@ class FakeBatch:
     def job_ids(self) -> list[str]:
         """Every job id, in order (built on each access)."""
         return [self.job_id(index) for index in range(self.size)]
+
+    @property
+    def links(self) -> list[str]:
+        """Every link of every job, in order (built on each access)."""
+        return [link for index in range(self.size) for link in self.links_of(index)]
 
     def page(self, from_: int = 0) -> dict[str, Any]:
         """Return the response body the server sends now for offset ``from_``."""

@@ -20,6 +20,7 @@ from blat_async._protocol import PAGE_PATH
 
 from ._batch import FakeBatch
 from ._faults import DropConnection, Fault, IgnoreFrom, Latency, WrongType
+from ._threads import serve_in_thread
 from ._wire import (
     Incoming,
     Reply,
@@ -232,20 +233,8 @@ class FakeBlatServer:
             batch = server.add_batch(size=25)
         ```
         """
-        loop = asyncio.new_event_loop()
-        thread = threading.Thread(
-            target=_run_loop, args=(loop,), name="FakeBlatServer", daemon=True
-        )
-        thread.start()
-        try:
-            asyncio.run_coroutine_threadsafe(self.start(), loop).result()
+        with serve_in_thread(self.start, self.close, "FakeBlatServer"):
             yield self
-        finally:
-            try:
-                asyncio.run_coroutine_threadsafe(self.close(), loop).result()
-            finally:
-                loop.call_soon_threadsafe(loop.stop)
-                thread.join()
 
     # --- Where it listens ---
 
@@ -291,11 +280,12 @@ class FakeBlatServer:
                 (for benchmarks; the batch must be complete).
             **settings: The new [`FakeBatch`][blat_async.testing.FakeBatch]'s
                 other settings, by name, each described there: ``page_size``,
-                ``links_per_job``, ``failed`` (job indices, or a fraction
-                chosen with ``seed``), ``visible`` (at first),
-                ``jobs_per_second``, ``running_status``, ``final_status``,
-                ``expires_at``, ``latency``, ``forbidden``, ``faults`` (one
-                drawn for a ``fault_rate`` share of its requests) and ``seed``.
+                ``links_per_job``, ``link_base`` (where the links point),
+                ``failed`` (job indices, or a fraction chosen with ``seed``),
+                ``visible`` (at first), ``jobs_per_second``,
+                ``running_status``, ``final_status``, ``expires_at``,
+                ``latency``, ``forbidden``, ``faults`` (one drawn for a
+                ``fault_rate`` share of its requests) and ``seed``.
         """
         with self._lock:
             if batch_id is None:
@@ -472,16 +462,6 @@ class FakeBlatServer:
             body = encode(batch.page(from_))
             self._page_cache.put(key, body)
         return body
-
-
-def _run_loop(loop: asyncio.AbstractEventLoop) -> None:
-    """Run ``loop`` until stopped, then clean it up and close it (in its own thread)."""
-    try:
-        loop.run_forever()
-    finally:
-        loop.run_until_complete(loop.shutdown_asyncgens())
-        loop.run_until_complete(loop.shutdown_default_executor())
-        loop.close()
 
 
 def _resolve(waiter: asyncio.Future[bool], value: bool) -> None:
