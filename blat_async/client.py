@@ -368,7 +368,7 @@ class BlatClient:
         rules say (see `iter_batch_scrape_sitemap`).
         """
         read = self._read(batch_id, start, stop, concurrency, follow, poll_interval, progress)
-        return pages_of(self._deliveries(read), progress)
+        return pages_of(self._deliveries(read), read.progress)
 
     def iter_batch_scrape_sitemap(
         self,
@@ -414,7 +414,7 @@ class BlatClient:
         ```
         """
         read = self._read(batch_id, start, stop, concurrency, follow, poll_interval, progress)
-        return items_of(self._deliveries(read), progress)
+        return items_of(self._deliveries(read), read.progress)
 
     def _read(
         self,

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
 from typing import Any, cast
 
 import aioresponses.core as aioresponses_core
 import pytest
-from aiohttp import ClientResponse
+from aiohttp import ClientResponse, web
 from aiohttp.abc import AbstractStreamWriter
 from aioresponses import aioresponses
 
@@ -112,3 +113,19 @@ def page(
 def job_ids(items: Any) -> list[str]:
     """The job ids of items, in order."""
     return [item.metadata.job_id for item in items]
+
+
+@asynccontextmanager
+async def loopback_app(
+    handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+) -> AsyncIterator[str]:
+    """Serve ``handler`` for every GET on a free port of 127.0.0.1; yield its base URL."""
+    app = web.Application()
+    app.router.add_route("GET", r"/{tail:.*}", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}/"
+    finally:
+        await runner.cleanup()

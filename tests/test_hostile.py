@@ -28,7 +28,7 @@ from blat_async import (
 )
 from blat_async.testing import FakeBlatServer, Fault
 
-from .conftest import job_ids
+from .conftest import job_ids, loopback_app
 
 SECRET = "sk-hostile-SECRET-0123"
 NO_RETRY = RetryPolicy(max_retries=0)
@@ -313,17 +313,8 @@ async def scripted() -> AsyncIterator[tuple[str, dict[int, bytes]]]:
         body = bodies.get(int(request.query.get("from", "0")), b'{"data": []}')
         return web.Response(body=body, content_type="application/json")
 
-    app = web.Application()
-    app.router.add_get("/batch/scrape_sitemap/{batch_id}", page)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
-        yield f"http://127.0.0.1:{port}/", bodies
-    finally:
-        await runner.cleanup()
+    async with loopback_app(page) as base_url:
+        yield base_url, bodies
 
 
 def _body(document: Any) -> bytes:

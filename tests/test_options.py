@@ -19,6 +19,8 @@ from blat_async import (
 )
 from blat_async.testing import FakeBlatServer, Fault
 
+from .conftest import loopback_app
+
 QUICK = RetryPolicy(max_retries=3, initial_delay=0.001, max_delay=0.002)
 
 
@@ -55,17 +57,8 @@ async def proxy(server: FakeBlatServer) -> AsyncIterator[tuple[str, list[str]]]:
                 body=await answer.read(), status=answer.status, content_type="application/json"
             )
 
-    app = web.Application()
-    app.router.add_route("GET", r"/{tail:.*}", forward)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
-        yield f"http://127.0.0.1:{port}/", hosts
-    finally:
-        await runner.cleanup()
+    async with loopback_app(forward) as proxy_url:
+        yield proxy_url, hosts
 
 
 @pytest.fixture
