@@ -9,6 +9,7 @@ instead of raising, and the benchmark skips that column.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -64,6 +65,10 @@ def generate(workdir: Path) -> Generated:
     command = _generator_command()
     if command is None:
         return Generated(None, "openapi-python-client is not installed (pip install it)")
+    # The generator may come from another environment on PATH; the client it
+    # writes runs here, and needs httpx here.
+    if importlib.util.find_spec("httpx") is None:
+        return Generated(None, "httpx, which the generated client needs, is not installed")
     spec = find_spec()
     if spec is None:
         where = os.environ.get("BLAT_SPEC") or CONTRACT
