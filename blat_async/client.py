@@ -10,7 +10,7 @@ import os
 import random
 from collections.abc import AsyncGenerator, Callable, Mapping
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 import aiohttp
 import attrs
@@ -336,15 +336,23 @@ class BlatClient:
                     status, headers = response.status, response.headers
             except (TimeoutError, aiohttp.ClientError, OSError) as exc:
                 raise transport_error(exc, url, self._timeout) from without_key(exc)
+        return Fetched(self._decode(status, headers, body, str(url)), len(body))
+
+    def _decode(self, status: int, headers: Mapping[str, str], body: bytes, url: str) -> Any:
+        """Decode a response; an error built from a body that echoes the key is never raised.
+
+        The error is built again from the body with the key taken out, outside
+        the ``except``: raised inside it, the first error would stay chained as
+        the second one's ``__context__`` and show in every traceback.
+        """
         try:
-            page = decode_page_response(status, headers, body, url=str(url))
+            return decode_page_response(status, headers, body, url=url)
         except BlatError:
-            if self._secret in body:
-                # The server echoed the key: the error is built again without it.
-                hidden = body.replace(self._secret, b"<hidden>")
-                decode_page_response(status, headers, hidden, url=str(url))
-            raise
-        return Fetched(page, len(body))
+            if self._secret not in body:
+                raise
+        return decode_page_response(
+            status, headers, body.replace(self._secret, b"<hidden>"), url=url
+        )
 
     # -- every page, every item ----------------------------------------------
 

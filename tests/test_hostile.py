@@ -402,3 +402,47 @@ async def test_a_completed_batch_that_ends_before_its_total_is_a_pagination_erro
         with pytest.raises(PaginationError, match="lost 5 items"):
             await read_into(seen, client, "b")
     assert seen == [f"job-{i}" for i in range(10)]
+
+
+# -- a server that echoes the key back -------------------------------------------------
+
+
+def _echo_body(where: str, header: str) -> tuple[str, str]:
+    """An error body holding ``header`` (the request's Authorization) in one place."""
+    if where == "html":
+        return f"<html><title>Refused {header}</title><p>{header}</p></html>", "text/html"
+    error: dict[str, Any] = {"code": "REFUSED", "message": "refused"}
+    if where == "message":
+        error["message"] = f"bad header {header}"
+    else:
+        error["details"] = {"header": header, "nested": [header]}
+    return json.dumps(error), "application/json"
+
+
+@pytest.mark.parametrize("retries", [0, 2])
+@pytest.mark.parametrize("via", ["call", "items", "pages"])
+@pytest.mark.parametrize("where", ["message", "details", "html"])
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 429, 500])
+async def test_an_echoed_key_is_nowhere_in_the_error_chain(
+    status: int, where: str, via: str, retries: int
+) -> None:
+    async def echo(request: web.Request) -> web.Response:
+        text, content_type = _echo_body(where, request.headers["Authorization"])
+        return web.Response(text=text, status=status, content_type=content_type)
+
+    policy = RetryPolicy(max_retries=retries, initial_delay=0, max_delay=0)
+    async with (
+        loopback_app(echo) as base_url,
+        BlatClient(SECRET, base_url=base_url, retry=policy) as client,
+    ):
+        with pytest.raises(APIStatusError) as caught:
+            if via == "call":
+                await client.get_batch_scrape_sitemap_status("b1")
+            elif via == "items":
+                await read_all(client, "b1")
+            else:
+                [p async for p in client.iter_batch_scrape_sitemap_pages("b1")]
+    assert caught.value.status == status
+    texts = list(reachable_texts(caught.value))
+    assert any("<hidden>" in text for _path, text in texts)
+    assert [path for path, text in texts if SECRET in text] == []
