@@ -178,8 +178,18 @@ class ReadPlan:
 
     @property
     def held(self) -> int:
-        """Pages the read holds: in flight, buffered, and queued or being handed out."""
-        return len(self._in_flight) + len(self._ready) + len(self._out) + self._handing_out
+        """Pages the read holds: in flight, buffered, queued or being handed out, and failed.
+
+        A failed page holds its place until the read reaches it and raises its
+        error, so that failures, too, fill the window and stop the read-ahead.
+        """
+        return (
+            len(self._in_flight)
+            + len(self._ready)
+            + len(self._gave_up)
+            + len(self._out)
+            + self._handing_out
+        )
 
     @property
     def waiting(self) -> bool:

@@ -212,11 +212,17 @@ class ReadAhead:
                 fetched = await self._fetch(offset, hooks)
             except BlatError as error:
                 plan.gave_up(offset, error)
+                self._wake.set()
+                if self._closing.is_set():
+                    return  # a closing client fails every request at once: stop here
+                # A request can fail without awaiting anything: let the loop run
+                # before the next one, whatever the plan asks for next.
+                await asyncio.sleep(0)
             else:
                 self._throttle.succeeded()
                 plan.arrived(offset, fetched.page, size=fetched.size)
                 self._note_batch()
-            self._wake.set()
+                self._wake.set()
             offset = plan.next_offset(self._throttle.limit)
 
     def _finished(self, task: asyncio.Task[None]) -> None:

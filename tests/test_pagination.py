@@ -1056,3 +1056,44 @@ def test_follow_over_a_growing_batch_gives_every_item_once_and_asks_once_a_poll(
     assert delivered == _expected(0, final_size)
     # One request a poll while caught up, one a page with items, and the first.
     assert requests <= polls + pages_with_items + 1
+
+
+# -- no verb walks more than the read holds ----------------------------------------------
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    outcomes=st.lists(st.sampled_from(["fail", "arrive", "short"]), min_size=1, max_size=300),
+    limit=st.integers(1, 8),
+)
+def test_no_verb_walks_more_than_what_is_in_flight_buffered_or_failed(
+    outcomes: list[str], limit: int
+) -> None:
+    # The request at the cursor never answers, and every other one fails or
+    # arrives at once (a closing client fails them all with no await): the
+    # read must neither walk the batch nor walk the failures at each call.
+    plan = _after_first_page(total=1_000_000, window=2 * limit)
+    walked = 0
+    span_end = plan._span_end
+
+    def counting(offset: int) -> int | None:
+        nonlocal walked
+        walked += 1
+        return span_end(offset)
+
+    plan._span_end = counting  # type: ignore[method-assign]
+    stuck = plan.next_offset(limit)
+    assert stuck == plan.cursor
+    for outcome in outcomes:
+        walked = 0
+        offset = plan.next_offset(limit)
+        assert walked <= plan.held + 2
+        if offset is None:
+            break
+        walked = 0
+        if outcome == "fail":
+            plan.gave_up(offset, InternalServerError(500))
+        else:
+            plan.arrived(offset, _at(offset, 10 if outcome == "arrive" else 3, total=1_000_000))
+        assert walked <= plan.held + 2
+        assert plan.held <= 2 * limit

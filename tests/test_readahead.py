@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import itertools
 import random
 import time
 from collections.abc import AsyncIterator
@@ -566,3 +567,82 @@ async def test_a_429_lowers_the_reads_requests_in_flight_and_successes_restore_t
 
     assert [d.offset for d in deliveries] == [0, 10, 20]
     assert calls == ["rate_limited", "succeeded", "succeeded", "succeeded"]
+
+
+async def test_closing_stops_every_chain_at_once_however_long_the_batch() -> None:
+    # The client, once closing, fails every request at once, with no await. A
+    # request that wakes just then (its retry timer fired together with the
+    # caller's close()) must not go on to ask for the rest of the batch.
+    closing = asyncio.Event()
+    release = asyncio.Event()
+    owner: set[asyncio.Task[None]] = set()
+    after_close: list[int] = []
+
+    def check_open() -> None:
+        if closing.is_set():
+            raise BlatError("this BlatClient is closed; create a new one")
+
+    async def fetch(offset: int, hooks: RequestHooks) -> Fetched:
+        if offset == 10:
+            await asyncio.Event().wait()  # an answer that never comes
+        if offset > 10:
+            await release.wait()
+        if closing.is_set():
+            after_close.append(offset)
+            raise BlatError("this BlatClient is closed; create a new one")
+        page = _running_page(offset, 10, total=100_000)
+        return Fetched(attrs.evolve(page, status="completed", processed=100_000), 0)
+
+    plan = ReadPlan(0, window=4)
+    runner = ReadAhead(
+        plan, fetch, concurrency=2, tasks_owner=owner, check_open=check_open, closing=closing
+    )
+    deliveries = runner.deliveries()
+    async with aclosing(deliveries):
+        await anext(deliveries)
+        while len(owner) < 2:
+            await asyncio.sleep(0)
+        closing.set()
+        release.set()
+        for _ in range(10):  # the released request runs before close() cancels
+            await asyncio.sleep(0)
+        assert after_close == [20]
+        for task in list(owner):
+            task.cancel()
+        await asyncio.gather(*owner, return_exceptions=True)
+
+
+async def test_a_failure_lets_the_loop_run_before_the_next_request() -> None:
+    # Requests that fail without awaiting anything: each chain must give the
+    # loop a turn (here, the ticker) between one failure and its next request.
+    ticks = 0
+    failures: dict[asyncio.Task[Any] | None, list[int]] = {}
+
+    async def fetch(offset: int, hooks: RequestHooks) -> Fetched:
+        if offset == 0:
+            page = _running_page(0, 10, total=1_000)
+            return Fetched(attrs.evolve(page, status="completed", processed=1_000), 0)
+        if offset == 10:
+            await asyncio.Event().wait()  # the cursor's answer never comes
+        failures.setdefault(asyncio.current_task(), []).append(ticks)
+        raise InternalServerError(500)
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    ticker = asyncio.create_task(tick())
+    runner = _runner(ReadPlan(0, window=8), fetch, concurrency=3)
+    deliveries = runner.deliveries()
+    async with aclosing(deliveries):
+        await anext(deliveries)
+        for _ in range(40):
+            await asyncio.sleep(0)
+    ticker.cancel()
+    await asyncio.gather(ticker, return_exceptions=True)
+    assert sum(len(seen) for seen in failures.values()) >= 3
+    assert any(len(seen) >= 2 for seen in failures.values())
+    for seen in failures.values():
+        assert all(a < b for a, b in itertools.pairwise(seen)), failures
