@@ -407,6 +407,11 @@ async def test_a_completed_batch_that_ends_before_its_total_is_a_pagination_erro
 # -- a server that echoes the key back -------------------------------------------------
 
 
+async def drain_pages(pages: AsyncIterator[object]) -> None:
+    async for _page in pages:
+        pass
+
+
 def _echo_body(where: str, header: str) -> tuple[str, str]:
     """An error body holding ``header`` (the request's Authorization) in one place."""
     if where == "html":
@@ -435,13 +440,13 @@ async def test_an_echoed_key_is_nowhere_in_the_error_chain(
         loopback_app(echo) as base_url,
         BlatClient(SECRET, base_url=base_url, retry=policy) as client,
     ):
+        reads: dict[str, Callable[[], Awaitable[object]]] = {
+            "call": lambda: client.get_batch_scrape_sitemap_status("b1"),
+            "items": lambda: read_all(client, "b1"),
+            "pages": lambda: drain_pages(client.iter_batch_scrape_sitemap_pages("b1")),
+        }
         with pytest.raises(APIStatusError) as caught:
-            if via == "call":
-                await client.get_batch_scrape_sitemap_status("b1")
-            elif via == "items":
-                await read_all(client, "b1")
-            else:
-                [p async for p in client.iter_batch_scrape_sitemap_pages("b1")]
+            await reads[via]()
     assert caught.value.status == status
     texts = list(reachable_texts(caught.value))
     assert any("<hidden>" in text for _path, text in texts)
