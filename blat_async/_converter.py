@@ -1,37 +1,48 @@
 """The private cattrs converters that turn decoded JSON into the models.
 
+Two kinds of page: `structure_page` reads the batch sitemap results,
+`structure_scrape_page` the batch scrape results. Both are built by one
+configuration from a `_Kind` that names the page's classes.
+
 cattrs' own hooks are lenient where the API's contract is not: they would turn
 ``"links": "abc"`` into ``("a", "b", "c")``, ``"success": "false"`` into
 ``True`` and ``"total": "10"`` into ``10``. The hooks here accept exactly the
 JSON types of the schema, ``null`` for any field, and ``null`` as an empty list.
 Unknown keys are ignored so that a new server field never breaks this client.
 
-Two converters share one configuration. The fast one structures every page,
-its items through the hand-written `_item_fast`, because a long read
-structures millions of values. Only a page that fails it is structured again
+Each kind of page has two converters of one configuration. The fast one
+structures every page, its items through a hand-written function
+(`_item_fast`, `_scrape_item_fast`), because a long read structures millions
+of values. Only a page that fails it is structured again
 by the detailed one, whose class hooks cattrs generates with detailed
 validation, so that a wrong field is reported with its path
-(``data[3].links[0]``).
+(``data[3].links[0]``). A scrape item's ``content`` can be megabytes: it is
+type-checked and kept, never copied or scanned.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, Final, TypeVar
+from collections.abc import Callable, Mapping
+from typing import Any, Final, Generic, TypeVar
 
+import attrs
 import cattrs
 from cattrs.errors import IterableValidationError, IterableValidationNote
-from cattrs.gen import make_dict_structure_fn
+from cattrs.gen import make_dict_structure_fn, override
 
 from .models import (
+    BatchScrapeData,
+    BatchScrapeMetadata,
     BatchScrapeSitemapData,
     BatchScrapeSitemapMetadata,
     BatchScrapeSitemapStatusResponse,
+    BatchScrapeStatusResponse,
 )
 
-__all__ = ["StructureError", "structure_page"]
+__all__ = ["StructureError", "structure_page", "structure_scrape_page"]
 
 _T = TypeVar("_T")
+_Page = TypeVar("_Page")
 
 
 class StructureError(Exception):
@@ -53,16 +64,42 @@ def _optional_str(value: Any, _: object) -> str | None:
     raise TypeError(f"expected a string, got {_type_name(value)}")
 
 
-def _optional_count(value: Any, _: object) -> int | None:
-    # The only integers of the schema are counts (`processed`, `total`). bool
-    # is a subclass of int, but true is not a count.
-    if value is None:
-        return None
-    if type(value) is not int:
-        raise TypeError(f"expected an integer, got {_type_name(value)}")
-    if value < 0:
-        raise ValueError(f"expected a count >= 0, got {value}")
-    return value
+# An integer is printed whole in a message below this magnitude (20 digits);
+# a longer one is of no use there, and Python refuses to print one past 4300
+# digits (`sys.get_int_max_str_digits`).
+_PRINTED_BELOW: Final = 10**20
+
+
+def _integer_text(value: int) -> str:
+    if -_PRINTED_BELOW < value < _PRINTED_BELOW:
+        return str(value)
+    digits = int(value.bit_length() * 0.30103) + 1  # log10(2)
+    return f"{'a negative' if value < 0 else 'an'} integer of about {digits} digits"
+
+
+def _bounded_int(expected: str, low: int, high: int | None) -> Callable[[Any, object], int | None]:
+    """A hook for ``null`` or a JSON integer from ``low`` to ``high`` (no limit if ``None``)."""
+
+    def structure(value: Any, _: object) -> int | None:
+        # bool is a subclass of int, but true is not a number.
+        if value is None:
+            return None
+        if type(value) is not int:
+            raise TypeError(f"expected an integer, got {_type_name(value)}")
+        if value < low or (high is not None and value > high):
+            raise ValueError(f"expected {expected}, got {_integer_text(value)}")
+        return value
+
+    return structure
+
+
+# `processed` and `total` are counts; `status_code` is an HTTP status, three
+# digits (RFC 9110) or the 0 of the API's own example.
+_optional_count: Final = _bounded_int("a count >= 0", 0, None)
+_STATUS_CODE_MAX: Final = 999
+_optional_status_code: Final = _bounded_int(
+    f"a status code from 0 to {_STATUS_CODE_MAX}", 0, _STATUS_CODE_MAX
+)
 
 
 def _optional_bool(value: Any, _: object) -> bool | None:
@@ -88,18 +125,20 @@ def _optional_list(value: Any) -> list[Any]:
     return value
 
 
-def _links(value: Any, _: object) -> tuple[str, ...]:
-    links = _optional_list(value)
-    for index, link in enumerate(links):
-        if type(link) is not str:
+def _strings(value: Any, _: object) -> tuple[str, ...]:
+    strings = _optional_list(value)
+    for index, string in enumerate(strings):
+        if type(string) is not str:
             raise _iterable_error(
-                index, TypeError(f"expected a string, got {_type_name(link)}"), str
+                index, TypeError(f"expected a string, got {_type_name(string)}"), str
             )
-    return tuple(links)
+    return tuple(strings)
 
 
-def _object_hook(cls: type[_T], converter: cattrs.Converter) -> Callable[[Any, Any], _T]:
-    generated = make_dict_structure_fn(cls, converter)
+def _object_hook(
+    cls: type[_T], converter: cattrs.Converter, **overrides: Any
+) -> Callable[[Any, Any], _T]:
+    generated = make_dict_structure_fn(cls, converter, **overrides)
 
     def structure(value: Any, _: object) -> _T:
         # The generated function would read a string or a list as an object
@@ -115,8 +154,18 @@ _MAYBE_STR: Final = frozenset({str, type(None)})
 _MAYBE_BOOL: Final = frozenset({bool, type(None)})
 
 
+def _strings_fast(value: Any) -> tuple[str, ...]:
+    """A list of strings, or ``null`` for none, as a tuple; `TypeError` otherwise."""
+    if value is None:
+        return ()
+    if type(value) is not list:
+        raise TypeError
+    "".join(value)  # raises TypeError unless every element is a string
+    return tuple(value)
+
+
 def _item_fast(raw: Any) -> BatchScrapeSitemapData:
-    """Structure an item that fits the schema; raise `TypeError` at the first doubt.
+    """Structure a sitemap item that fits the schema; raise `TypeError` at the first doubt.
 
     The hot loop of a read, so written out by hand: a third of the generated
     function's calls. Any doubt sends the page to the detailed converter,
@@ -148,16 +197,60 @@ def _item_fast(raw: Any) -> BatchScrapeSitemapData:
         or type(error_code) not in _MAYBE_STR
     ):
         raise TypeError
-    links = get("links")
-    if links is None:
-        links = ()
-    elif type(links) is list:
-        "".join(links)  # raises TypeError unless every link is a string
-        links = tuple(links)
-    else:
+    # Positional, for speed: the field order is pinned by a test.
+    return BatchScrapeSitemapData(metadata, success, error, error_code, _strings_fast(get("links")))
+
+
+def _scrape_item_fast(raw: Any) -> BatchScrapeData:
+    """Structure a scrape item that fits the schema; raise `TypeError` at the first doubt.
+
+    `_item_fast` for the batch scrape results, with the same design. The
+    content is type-checked only: it can be megabytes.
+    """
+    if type(raw) is not dict:
+        raise TypeError
+    get = raw.get
+    metadata = get("metadata")
+    if metadata is not None:
+        if type(metadata) is not dict:
+            raise TypeError
+        field = metadata.get
+        batch_id, job_id, url, final_url, status_code = (
+            field("batch_id"),
+            field("job_id"),
+            field("url"),
+            field("final_url"),
+            field("status_code"),
+        )
+        if (
+            type(batch_id) not in _MAYBE_STR
+            or type(job_id) not in _MAYBE_STR
+            or type(url) not in _MAYBE_STR
+            or type(final_url) not in _MAYBE_STR
+            or not (
+                status_code is None
+                or (type(status_code) is int and 0 <= status_code <= _STATUS_CODE_MAX)
+            )
+        ):
+            raise TypeError
+        metadata = BatchScrapeMetadata(batch_id, job_id, url, final_url, status_code)
+    success, error, error_code, content = (
+        get("success"),
+        get("error"),
+        get("error_code"),
+        get("content"),
+    )
+    if (
+        type(success) not in _MAYBE_BOOL
+        or type(error) not in _MAYBE_STR
+        or type(error_code) not in _MAYBE_STR
+        or type(content) not in _MAYBE_STR
+    ):
         raise TypeError
     # Positional, for speed: the field order is pinned by a test.
-    return BatchScrapeSitemapData(metadata, success, error, error_code, links)
+    return BatchScrapeData(
+        metadata, success, error, error_code, content, _strings_fast(get("extracted_links"))
+    )
 
 
 def _register(converter: cattrs.Converter, target: Any, hook: Callable[[Any, Any], Any]) -> None:
@@ -166,52 +259,87 @@ def _register(converter: cattrs.Converter, target: Any, hook: Callable[[Any, Any
     converter.register_structure_hook_func(lambda type_: bool(type_ == target), hook)
 
 
-def _build(*, detailed: bool) -> Callable[[Any, Any], BatchScrapeSitemapStatusResponse]:
-    """Configure a converter and return its hook for a whole page.
+@attrs.frozen
+class _Kind(Generic[_Page]):
+    """What differs between the kinds of page: their classes and item hooks."""
+
+    page: type[_Page]
+    item: type[Any]
+    metadata: type[Any]
+    item_fast: Callable[[Any], Any]
+    """Structures an item that fits, or raises `TypeError`."""
+    metadata_hooks: Mapping[str, Callable[[Any, Any], Any]] = attrs.field(factory=dict)
+    """Hooks for the metadata fields whose type alone does not say how to check them."""
+
+
+_SITEMAP: Final = _Kind(
+    BatchScrapeSitemapStatusResponse,
+    BatchScrapeSitemapData,
+    BatchScrapeSitemapMetadata,
+    _item_fast,
+)
+_SCRAPE: Final = _Kind(
+    BatchScrapeStatusResponse,
+    BatchScrapeData,
+    BatchScrapeMetadata,
+    _scrape_item_fast,
+    # An `int | None` is a count unless said otherwise.
+    {"status_code": _optional_status_code},
+)
+
+
+def _build(kind: _Kind[_Page], *, detailed: bool) -> Callable[[Any, Any], _Page]:
+    """Configure a converter for ``kind`` and return its hook for a whole page.
 
     With ``detailed``, items go through cattrs' generated hooks and every
-    failure carries its path. Without, items go through the hand-written
-    `_item_fast`, and a page that fails is structured again with detail to
-    find where.
+    failure carries its path. Without, items go through ``kind.item_fast``,
+    and a page that fails is structured again with detail to find where.
     """
     converter = cattrs.Converter(detailed_validation=detailed, forbid_extra_keys=False)
     _register(converter, str | None, _optional_str)
     _register(converter, int | None, _optional_count)
     _register(converter, bool | None, _optional_bool)
+    item_fast = kind.item_fast
 
     if not detailed:
 
-        def items(value: Any, _: object) -> tuple[BatchScrapeSitemapData, ...]:
-            return tuple([_item_fast(raw) for raw in _optional_list(value)])
+        def items(value: Any, _: object) -> tuple[Any, ...]:
+            return tuple([item_fast(raw) for raw in _optional_list(value)])
 
     else:
-        _register(converter, tuple[str, ...], _links)
-        metadata = _object_hook(BatchScrapeSitemapMetadata, converter)
+        _register(converter, tuple[str, ...], _strings)
+        metadata = _object_hook(
+            kind.metadata,
+            converter,
+            **{name: override(struct_hook=hook) for name, hook in kind.metadata_hooks.items()},
+        )
 
-        def optional_metadata(value: Any, _: object) -> BatchScrapeSitemapMetadata | None:
-            return None if value is None else metadata(value, BatchScrapeSitemapMetadata)
+        def optional_metadata(value: Any, _: object) -> Any:
+            return None if value is None else metadata(value, kind.metadata)
 
-        _register(converter, BatchScrapeSitemapMetadata | None, optional_metadata)
-        item = _object_hook(BatchScrapeSitemapData, converter)
+        _register(converter, kind.metadata | None, optional_metadata)
+        item = _object_hook(kind.item, converter)
 
-        def items(value: Any, _: object) -> tuple[BatchScrapeSitemapData, ...]:
+        def items(value: Any, _: object) -> tuple[Any, ...]:
             result = []
             for index, raw in enumerate(_optional_list(value)):
                 try:
-                    result.append(item(raw, BatchScrapeSitemapData))
+                    result.append(item(raw, kind.item))
                 # Whatever a hook raised, it gets the item's index in its path.
                 except Exception as exc:  # noqa: BLE001
-                    raise _iterable_error(index, exc, BatchScrapeSitemapData) from None
+                    raise _iterable_error(index, exc, kind.item) from None
             return tuple(result)
 
-    _register(converter, tuple[BatchScrapeSitemapData, ...], items)
-    return _object_hook(BatchScrapeSitemapStatusResponse, converter)
+    _register(converter, tuple[kind.item, ...], items)  # type: ignore[name-defined]
+    return _object_hook(kind.page, converter)
 
 
-# The fast converter structures every page; the detailed one only runs on a
+# The fast converters structure every page; the detailed ones only run on a
 # page that failed, to name the offending field.
-_STRUCTURE_PAGE: Final = _build(detailed=False)
-_STRUCTURE_PAGE_DETAILED: Final = _build(detailed=True)
+_STRUCTURE_PAGE: Final = _build(_SITEMAP, detailed=False)
+_STRUCTURE_PAGE_DETAILED: Final = _build(_SITEMAP, detailed=True)
+_STRUCTURE_SCRAPE_PAGE: Final = _build(_SCRAPE, detailed=False)
+_STRUCTURE_SCRAPE_PAGE_DETAILED: Final = _build(_SCRAPE, detailed=True)
 
 
 def _first_problem(exc: BaseException) -> tuple[str, str]:
@@ -226,17 +354,41 @@ def _first_problem(exc: BaseException) -> tuple[str, str]:
     return path.removeprefix("$").removeprefix("."), problem
 
 
-def structure_page(value: Any) -> BatchScrapeSitemapStatusResponse:
-    """Structure one decoded JSON page; raise `StructureError` naming the bad field."""
+def _structure(
+    value: Any,
+    page: type[_Page],
+    fast: Callable[[Any, Any], _Page],
+    detailed: Callable[[Any, Any], _Page],
+) -> _Page:
     try:
-        return _STRUCTURE_PAGE(value, BatchScrapeSitemapStatusResponse)
+        return fast(value, page)
     except Exception:  # noqa: BLE001, S110 - structured again below, to say where and why
         pass
     try:
         # The detailed converter names the field's place in the response.
-        page = _STRUCTURE_PAGE_DETAILED(value, BatchScrapeSitemapStatusResponse)
+        result = detailed(value, page)
     except Exception as exc:
         path, problem = _first_problem(exc)
         raise StructureError(path, problem) from exc
     # Unreachable for these hooks: both converters accept the same values.
-    return page  # pragma: no cover
+    return result  # pragma: no cover
+
+
+def structure_page(value: Any) -> BatchScrapeSitemapStatusResponse:
+    """Structure one decoded JSON page of sitemap results.
+
+    Raises `StructureError` naming the first field that does not fit.
+    """
+    return _structure(
+        value, BatchScrapeSitemapStatusResponse, _STRUCTURE_PAGE, _STRUCTURE_PAGE_DETAILED
+    )
+
+
+def structure_scrape_page(value: Any) -> BatchScrapeStatusResponse:
+    """Structure one decoded JSON page of scrape results.
+
+    Raises `StructureError` naming the first field that does not fit.
+    """
+    return _structure(
+        value, BatchScrapeStatusResponse, _STRUCTURE_SCRAPE_PAGE, _STRUCTURE_SCRAPE_PAGE_DETAILED
+    )
