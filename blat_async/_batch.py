@@ -6,12 +6,12 @@ from typing import Final
 
 import attrs
 
+from ._endpoints import Page
 from .errors import PaginationError
-from .models import BatchScrapeSitemapStatusResponse
 
 __all__ = ["FINAL_STATUSES", "BatchView", "is_final_status"]
 
-_Page = BatchScrapeSitemapStatusResponse
+_Page = Page
 
 FINAL_STATUSES: Final = frozenset(
     {

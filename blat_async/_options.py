@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
+from typing import Final
 
 import aiohttp
+import attrs
 
 from . import _defaults
 from ._retry import RetryPolicy
@@ -32,26 +35,40 @@ def check_int(name: str, value: object, minimum: int = 0) -> int:
 
 
 def check_positive(name: str, value: object) -> float:
-    """Return ``value``, a number above 0, or raise naming the argument."""
+    """Return ``value``, a finite number above 0, or raise naming the argument."""
     if not isinstance(value, int | float) or isinstance(value, bool):
         raise TypeError(f"{name} must be a number, got {type(value).__name__}")
-    if not value > 0:
-        raise ValueError(f"{name} must be > 0, got {value!r}")
+    # `not 0 < value < inf` also refuses NaN, which compares false to everything.
+    if not 0 < value < math.inf:
+        raise ValueError(f"{name} must be a finite number of seconds > 0, got {value!r}")
     return float(value)
 
 
+_TIMEOUT_FIELDS: Final = ("total", "connect", "sock_read", "sock_connect")
+
+
 def timeout(value: object) -> aiohttp.ClientTimeout:
-    """A timeout in seconds, or an `aiohttp.ClientTimeout` as it is."""
-    if isinstance(value, aiohttp.ClientTimeout):
-        return value
-    return aiohttp.ClientTimeout(total=check_positive("timeout", value))
+    """A timeout in seconds, or an `aiohttp.ClientTimeout` whose every limit is possible.
+
+    ``None`` in a `ClientTimeout` field means no limit, as aiohttp says; an
+    infinite, NaN, zero or negative one is refused here, before any request.
+    """
+    if not isinstance(value, aiohttp.ClientTimeout):
+        return aiohttp.ClientTimeout(total=check_positive("timeout", value))
+    for field in _TIMEOUT_FIELDS:
+        limit = getattr(value, field)
+        if limit is not None:
+            check_positive(f"timeout.{field}", limit)
+    return value
 
 
-def retry_policy(value: object) -> RetryPolicy:
-    """Return ``value`` if it is a `RetryPolicy`."""
+def retry_policy(value: object, max_retries: object = None) -> RetryPolicy:
+    """Return ``value`` if it is a `RetryPolicy`, with ``max_retries`` in it when given."""
     if not isinstance(value, RetryPolicy):
         raise TypeError(f"retry must be a RetryPolicy, got {type(value).__name__}")
-    return value
+    if max_retries is None:
+        return value
+    return attrs.evolve(value, max_retries=check_int("max_retries", max_retries))
 
 
 def api_key(value: object) -> str:

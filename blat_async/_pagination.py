@@ -28,9 +28,10 @@ A read asks only for items it knows it still needs:
   nothing is known, and the read-ahead past the end costs at most the
   requests that were already in flight when the end showed.
 - A page shorter than the page size leaves a gap, asked for next.
-- Each offset has one retry budget for the whole read (`failed_attempt`),
-  and an offset whose request gave up is never asked for again: its error is
-  raised when the read reaches it, after every item before it.
+- A request's retries are counted where they happen, in the retry loop
+  (``_retry.retrying``); an offset whose request gave up is never asked for
+  again: its error is raised when the read reaches it, after every item
+  before it, and until then the failure holds its place in the window.
 - In follow mode, a short or empty page at the read's offset of a running
   batch means the read has caught up: it is `waiting`, and asks again only
   when the runner calls `poll` after the poll interval; it reads ahead again
@@ -49,13 +50,13 @@ from typing import Final
 import attrs
 
 from ._batch import BatchView
+from ._endpoints import Page
 from ._repeats import RepeatGuard
 from .errors import BlatError, PaginationError
-from .models import BatchScrapeSitemapStatusResponse
 
 __all__ = ["Delivery", "ReadEnd", "ReadPlan", "end_of_read"]
 
-_Page = BatchScrapeSitemapStatusResponse
+_Page = Page
 
 
 class ReadEnd(enum.Enum):
@@ -112,13 +113,12 @@ class ReadPlan:
     """One read's state and its rules: which offsets to request, and what to hand out.
 
     The runner asks `next_offset` what to request, reports each request's
-    outcome with `arrived` or `gave_up` (and each failed attempt with
-    `failed_attempt`, which says how many retries the offset already had),
-    takes pages with `next_delivery` and says when the caller is done with
-    one with `handed_out`. The read is over when `ended` is set; in follow
-    mode, `waiting` means it has caught up with a running batch, and `poll`
-    lets it ask again. Whatever order pages arrive in and whatever length they
-    have, items are handed out once and in order.
+    outcome with `arrived` or `gave_up`, takes pages with `next_delivery`,
+    and says when the caller is done with one with `handed_out`. The read is
+    over when `ended` is set; in follow mode, `waiting` means it has caught
+    up with a running batch, and `poll` lets it ask again. Whatever order
+    pages arrive in and whatever length they have, items are handed out once
+    and in order.
     """
 
     def __init__(
@@ -147,8 +147,6 @@ class ReadPlan:
         """Whether a page stopped short of items known to exist, showing the page size."""
         self._in_flight: dict[int, _Sent] = {}
         self._sent = 0
-        self._failures: dict[int, int] = {}
-        """Failed attempts per offset in flight."""
         self._ready: dict[int, tuple[_Page, bool]] = {}
         """Pages arrived but not handed out, by offset, with whether each was full."""
         self._gave_up: dict[int, tuple[int, BlatError]] = {}
@@ -262,7 +260,7 @@ class ReadPlan:
             return failed[0]
         # Off the page grid (a gap, or pages of uneven length): look inside each
         # span. A failed request covers only its own offset: another offset
-        # inside its page is another request, with a budget of its own.
+        # inside its page is another request.
         ends = [s.end for o, s in self._in_flight.items() if o < offset < s.end]
         ends += [
             o + len(p.data) for o, (p, _) in self._ready.items() if o < offset < o + len(p.data)
@@ -281,15 +279,6 @@ class ReadPlan:
 
     # -- what came back ------------------------------------------------------
 
-    def failed_attempt(self, offset: int) -> int:
-        """Count a failed attempt of the request at ``offset``; return the retries it had before.
-
-        Every attempt at an offset draws on one budget for the whole read.
-        """
-        retries = self._failures.get(offset, 0)
-        self._failures[offset] = retries + 1
-        return retries
-
     def gave_up(self, offset: int, error: BlatError) -> None:
         """Record that the request at ``offset`` failed for good.
 
@@ -297,7 +286,6 @@ class ReadPlan:
         read reaches the offset, after every item before it.
         """
         sent = self._in_flight.pop(offset)
-        self._failures.pop(offset, None)
         if self.ended is None:
             self._gave_up[offset] = (sent.end, error)
             self._drain()
@@ -305,7 +293,6 @@ class ReadPlan:
     def arrived(self, offset: int, page: _Page, *, size: int = 0) -> None:
         """Record the page fetched at ``offset``, whose body was ``size`` bytes long."""
         sent = self._in_flight.pop(offset)
-        self._failures.pop(offset, None)
         self._largest_body = max(self._largest_body, size)
         if self.ended is not None or self._error is not None:
             return
@@ -384,7 +371,9 @@ class ReadPlan:
                 items = items[:new]
             if items:
                 if len(items) != len(page.data):
-                    page = attrs.evolve(page, data=items)
+                    # Every page model is an attrs class (`Page`), which
+                    # mypy's attrs plugin cannot see through a protocol.
+                    page = attrs.evolve(page, data=items)  # type: ignore[misc]
                 self._out.append(Delivery(self.cursor, page))
                 self.cursor += len(items)
             if repeat is not None:

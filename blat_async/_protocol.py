@@ -1,13 +1,13 @@
-"""The HTTP protocol of the batch sitemap endpoint, without any I/O.
+"""The HTTP protocol of the ``from``-paged batch endpoints, without any I/O.
 
 Building a page's URL and turning a response's ``(status, headers, body)``
 into a model or an exception are plain functions here, so they are tested
-without a socket; ``client.py`` only moves bytes.
+without a socket; ``_transport.py`` only moves bytes. What differs from one
+endpoint to another (its path, its page model) comes in as an `Endpoint`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import email.utils
 import gc
 import ipaddress
@@ -19,9 +19,9 @@ from urllib.parse import quote
 
 from yarl import URL
 
-from ._converter import StructureError, structure_page
+from ._converter import StructureError
+from ._endpoints import SITEMAP, Endpoint, PageT
 from .errors import APIStatusError, ResponseValidationError, status_error_class
-from .models import BatchScrapeSitemapStatusResponse
 
 __all__ = [
     "PAGE_PATH",
@@ -59,8 +59,8 @@ def loads(body: bytes) -> Any:
     return json.loads(body)
 
 
-PAGE_PATH: Final = "batch/scrape_sitemap/"
-"""The endpoint's path below the base URL, before the batch id."""
+PAGE_PATH: Final = SITEMAP.path
+"""The batch sitemap endpoint's path below the base URL, before the batch id."""
 _EXCERPT_CHARS: Final = 200
 _EXCERPT_SCAN_BYTES: Final = 64 * 1024
 """Only this much of a body that is not JSON is searched for an excerpt."""
@@ -122,12 +122,12 @@ def encode_batch_id(batch_id: str) -> str:
 
 
 class PagePath:
-    """Builds the URL of one batch's pages: ``{base}batch/scrape_sitemap/{batch_id}?from=N``."""
+    """Builds the URL of one batch's pages: ``{base}{endpoint.path}{batch_id}?from=N``."""
 
     __slots__ = ("_prefix",)
 
-    def __init__(self, base_url: URL, batch_id: str) -> None:
-        self._prefix = f"{base_url}{PAGE_PATH}{encode_batch_id(batch_id)}?from="
+    def __init__(self, base_url: URL, batch_id: str, endpoint: Endpoint[Any] = SITEMAP) -> None:
+        self._prefix = f"{base_url}{endpoint.path}{encode_batch_id(batch_id)}?from="
 
     def url(self, offset: int) -> URL:
         """Return the URL of the page that starts at ``offset``."""
@@ -253,9 +253,14 @@ _GC_PAUSE_BYTES: Final = 64 * 1024
 
 
 def decode_page_response(
-    status: int, headers: Mapping[str, str], body: bytes, *, url: str | None = None
-) -> BatchScrapeSitemapStatusResponse:
-    """Turn a response into a page, or raise the typed error it stands for."""
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    url: str | None = None,
+    endpoint: Endpoint[PageT] = SITEMAP,  # type: ignore[assignment]
+) -> PageT:
+    """Turn a response into a page of ``endpoint``, or raise the typed error it stands for."""
     if not 200 <= status < 300:
         raise error_from_response(status, headers, body, url=url)
     # Decoding a large page allocates tens of thousands of containers that
@@ -264,15 +269,15 @@ def decode_page_response(
     # reference counting frees them either way. Paused, the collector sees
     # only what survives, once, after (Mercurial's `util.nogc` does the same).
     if len(body) < _GC_PAUSE_BYTES or not gc.isenabled():
-        return _decode(status, body, url)
+        return _decode(endpoint, status, body, url)
     gc.disable()
     try:
-        return _decode(status, body, url)
+        return _decode(endpoint, status, body, url)
     finally:
         gc.enable()
 
 
-def _decode(status: int, body: bytes, url: str | None) -> BatchScrapeSitemapStatusResponse:
+def _decode(endpoint: Endpoint[PageT], status: int, body: bytes, url: str | None) -> PageT:
     try:
         decoded = loads(body)
     except (ValueError, RecursionError) as exc:
@@ -280,18 +285,23 @@ def _decode(status: int, body: bytes, url: str | None) -> BatchScrapeSitemapStat
         raise ResponseValidationError(
             f"HTTP {status} body is not JSON: {excerpt!r}", status=status, url=url, decodable=False
         ) from exc
+    problem: StructureError
     try:
-        return structure_page(decoded)
-    except StructureError as exc:
-        if _fast_loads is not json.loads:
-            # orjson reads an integer past 64 bits as a float; the standard
-            # library reads it as the integer it is.
-            with contextlib.suppress(StructureError):
-                return structure_page(json.loads(body))
-        where = exc.path or "the body"
-        raise ResponseValidationError(
-            f"HTTP {status} body does not fit the schema at {where}: {exc.problem}",
-            path=exc.path,
-            status=status,
-            url=url,
-        ) from exc
+        return endpoint.structure(decoded)
+    except StructureError as error:
+        problem = error
+    if _fast_loads is not json.loads:
+        # orjson reads an integer past 64 bits as a float; the standard
+        # library reads it as the integer it is, and its problem is the one
+        # to report.
+        try:
+            return endpoint.structure(json.loads(body))
+        except StructureError as error:
+            problem = error
+    where = problem.path or "the body"
+    raise ResponseValidationError(
+        f"HTTP {status} body does not fit the {endpoint.name} schema at {where}: {problem.problem}",
+        path=problem.path,
+        status=status,
+        url=url,
+    ) from problem

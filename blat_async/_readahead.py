@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
+from typing import Any
 
 import attrs
 
 from ._defaults import POLL_GROWTH
+from ._endpoints import Page
 from ._pagination import Delivery, ReadEnd, ReadPlan
 from ._retry import Throttle
 from .errors import BlatError, PaginationError
-from .models import BatchScrapeSitemapData, BatchScrapeSitemapStatusResponse
 
 __all__ = [
     "Fetch",
@@ -38,19 +38,17 @@ __all__ = [
 class Fetched:
     """A page that arrived and decoded, and the length of its body in bytes."""
 
-    page: BatchScrapeSitemapStatusResponse
+    page: Page
     size: int
 
 
 @attrs.frozen
 class RequestHooks:
-    """What one page request reports to the read that sent it."""
+    """What a read's requests report to it; one for the whole read, not one a request."""
 
-    count_failure: Callable[[], int]
-    """Count a failed attempt; returns the retries the offset had before it."""
-    on_rate_limit: Callable[[], None]
+    on_rate_limit: Callable[[], None] | None = None
     """The API answered 429."""
-    on_answer: Callable[[], None]
+    on_answer: Callable[[], None] | None = None
     """The server answered an attempt, whatever the status."""
 
 
@@ -83,7 +81,7 @@ class ReadProgress:
     processed: int | None = None
     """The batch's successful scrapes, from the latest page."""
     total: int | None = None
-    """The batch's sitemap count, from the latest page."""
+    """The batch's item count (sitemaps, or URLs to scrape), as the read knows it."""
     status: str | None = None
     """The batch's status, from the latest page."""
     ended: ReadEnd | None = None
@@ -142,6 +140,9 @@ class ReadAhead:
         self._poll = poll
         self._progress = progress
         self._tasks: set[asyncio.Task[None]] = set()
+        self._hooks = RequestHooks(
+            self._throttle.rate_limited, None if progress is None else self._answered
+        )
         self._wake = asyncio.Event()
         self._crash: BaseException | None = None
         """Why a task ended other than through the plan: a bug, or the client closing."""
@@ -203,13 +204,8 @@ class ReadAhead:
     async def _chain(self, offset: int | None) -> None:
         plan = self._plan
         while offset is not None:
-            hooks = RequestHooks(
-                functools.partial(plan.failed_attempt, offset),
-                self._throttle.rate_limited,
-                self._answered,
-            )
             try:
-                fetched = await self._fetch(offset, hooks)
+                fetched = await self._fetch(offset, self._hooks)
             except BlatError as error:
                 plan.gave_up(offset, error)
                 self._wake.set()
@@ -236,8 +232,8 @@ class ReadAhead:
         self._wake.set()
 
     def _answered(self) -> None:
-        if self._progress is not None:
-            self._progress.requests += 1
+        assert self._progress is not None, "only a read with progress counts answers"
+        self._progress.requests += 1
 
     def _note_batch(self) -> None:
         progress, batch = self._progress, self._plan.batch
@@ -254,7 +250,7 @@ class ReadAhead:
 
 async def pages_of(
     deliveries: AsyncGenerator[Delivery, None], progress: ReadProgress | None
-) -> AsyncGenerator[BatchScrapeSitemapStatusResponse, None]:
+) -> AsyncGenerator[Any, None]:
     """Yield each delivered page, counting it in ``progress``."""
     async with aclosing(deliveries):
         async for delivery in deliveries:
@@ -267,7 +263,7 @@ async def pages_of(
 
 async def items_of(
     deliveries: AsyncGenerator[Delivery, None], progress: ReadProgress | None
-) -> AsyncGenerator[BatchScrapeSitemapData, None]:
+) -> AsyncGenerator[Any, None]:
     """Yield each delivered item, counting it in ``progress``."""
     async with aclosing(deliveries):
         if progress is None:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from itertools import islice
-from typing import Final, cast
+from typing import Any, Final, cast
 
 from .errors import PaginationError
-from .models import BatchScrapeSitemapData
 
 __all__ = ["RepeatGuard"]
 
@@ -31,12 +31,12 @@ class RepeatGuard:
     def __init__(self) -> None:
         self._recent: dict[str, int] = {}
         """Offsets of the job ids delivered lately: at least the last 2,048 of them."""
-        self._last_data: tuple[BatchScrapeSitemapData, ...] = ()
+        self._last_data: Sequence[Any] = ()
         self._last_offset = 0
         self._repeats = 0
 
     def check(
-        self, offset: int, items: tuple[BatchScrapeSitemapData, ...], *, bounded: bool
+        self, offset: int, items: Sequence[Any], *, bounded: bool
     ) -> tuple[int, PaginationError | None]:
         """Take in the items about to be delivered from ``offset``.
 

@@ -12,11 +12,8 @@ import attrs
 
 from . import _defaults
 from .errors import (
-    APIConnectionError,
-    APIStatusError,
     BlatError,
     RateLimitError,
-    ResponseValidationError,
 )
 
 __all__ = ["DEFAULT_RETRY", "RatePause", "RetryPolicy", "Throttle", "is_retryable", "retrying"]
@@ -40,9 +37,9 @@ class RetryPolicy:
     by a proxy). Never retried: any other 4xx, and a JSON body of the wrong
     shape, which a retry would only get again.
 
-    ``max_retries`` is a budget per offset per read: however many times a
-    read asks for an offset (read-ahead, or at the read's position), it
-    attempts it at most ``max_retries + 1`` times.
+    ``max_retries`` is a budget per request: each request is attempted at
+    most ``max_retries + 1`` times. A read never asks again for an offset
+    whose request gave up (its error ends the read when the read gets there).
 
     The wait before retry ``n`` (from 0) is drawn uniformly from
     ``[0, min(max_delay, initial_delay * 2**n)]`` ("full jitter"), so that many
@@ -95,10 +92,11 @@ DEFAULT_RETRY: Final = RetryPolicy()
 
 
 def is_retryable(error: BlatError) -> bool:
-    """Whether sending the same request again could succeed."""
-    if isinstance(error, APIStatusError | APIConnectionError | ResponseValidationError):
-        return error.retryable
-    return False
+    """Whether sending the same request again could succeed: the error's own ``retryable``.
+
+    An error class without one (a `PaginationError`, a closed client) is never retried.
+    """
+    return getattr(error, "retryable", False) is True
 
 
 async def retrying(
@@ -106,40 +104,70 @@ async def retrying(
     policy: RetryPolicy,
     pause: RatePause,
     *,
-    count_failure: Callable[[], int],
     what: str,
     rng: random.Random | None = None,
     on_rate_limit: Callable[[], None] | None = None,
 ) -> _T:
     """Await ``attempt()`` until it succeeds or ``policy`` gives up; the last error is raised.
 
-    ``count_failure`` counts a failed attempt and returns the retries taken
-    before it, so that the budget can outlive one call (a read keeps one per
-    offset). A 429 makes every request of the client wait (``pause``) and
-    calls ``on_rate_limit``. Each retry is logged at INFO, naming ``what``.
+    The retries are counted here, one budget per call: ``max_retries``
+    retries after the first attempt. A 429 makes every request of the client
+    wait (``pause``) and calls ``on_rate_limit``. Each retry is logged at
+    INFO, naming ``what`` (``GET <url>``) once.
     """
+    retry = 0
     while True:
         await pause.wait()
         try:
             return await attempt()
-        except BlatError as error:
-            retry = count_failure()
-            delay = policy.delay_for(error, retry, rng)
-            if delay is None:
-                raise
-            if isinstance(error, RateLimitError):
-                pause.extend(delay)
-                if on_rate_limit is not None:
-                    on_rate_limit()
-            logger.info(
-                "retry %d of %d for %s in %.2f s: %s",
-                retry + 1,
-                policy.max_retries,
-                what,
-                delay,
-                error,
-            )
+        except BlatError as failed:
+            error = failed
+        # Decided outside the ``except``, so that an error raised from here
+        # has no other chained to it.
+        delay = policy.delay_for(error, retry, rng)
+        if delay is None:
+            raise _given_up(error, policy, retry)
+        if isinstance(error, RateLimitError):
+            pause.extend(delay)
+            if on_rate_limit is not None:
+                on_rate_limit()
+        retry += 1
+        logger.info(
+            "retry %d of %d for %s in %.2f s: %s",
+            retry,
+            policy.max_retries,
+            what,
+            delay,
+            # The error names the URL too: once is enough.
+            str(error).removesuffix(f" ({what})"),
+        )
         await asyncio.sleep(delay)
+
+
+def _given_up(error: BlatError, policy: RetryPolicy, retry: int) -> BlatError:
+    """The error to raise when ``policy`` gives up after ``error``.
+
+    A 429 that could have been retried but asked for a longer wait than the
+    policy allows says so, and how to allow it.
+    """
+    if not isinstance(error, RateLimitError) or retry >= policy.max_retries:
+        return error
+    wait = error.retry_after
+    if wait is None or wait <= policy.max_retry_after:
+        return error
+    return RateLimitError(
+        error.status,
+        code=error.code,
+        message=(
+            f"the server asked to wait {wait:g} s before retrying (Retry-After), longer than "
+            f"this client waits (RetryPolicy.max_retry_after={policy.max_retry_after:g} s); "
+            "pass retry=RetryPolicy(max_retry_after=...) to wait that long"
+        ),
+        details=error.details,
+        body=error.body,
+        retry_after=wait,
+        url=error.url,
+    )
 
 
 class RatePause:

@@ -1,14 +1,19 @@
-"""One request's bytes with aiohttp: the body's size cap, the proxy, and transport failures.
+"""One request's bytes with aiohttp: sending it, the body's size cap, the proxy, and failures.
 
-The only module besides ``client.py`` that knows aiohttp's exceptions; what
-it raises is ours, with aiohttp's error chained and the key taken out of it.
+`send` is the only code in the request path that touches aiohttp: it sends
+one GET and returns the status, the headers and the whole body, or raises
+ours. Transport failures are mapped to our errors here, in one place
+(`transport_error`), with aiohttp's error chained and the key taken out of
+it. What the bytes mean is decided elsewhere, without I/O (``_protocol.py``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Final
 
 import aiohttp
+import attrs
 from aiohttp.helpers import get_env_proxy_for_url
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
@@ -16,7 +21,15 @@ from yarl import URL
 from ._protocol import is_loopback
 from .errors import APIConnectionError, APITimeoutError, ResponseTooLargeError
 
-__all__ = ["env_proxy", "read_body", "transport_error", "without_key"]
+__all__ = [
+    "Request",
+    "Response",
+    "env_proxy",
+    "read_body",
+    "send",
+    "transport_error",
+    "without_key",
+]
 
 # The first row whose class matches maps a transport failure to ours, as
 # httpx's `_transports/default.py` does.
@@ -35,6 +48,60 @@ _TRANSPORT_ERRORS: Final[tuple[tuple[type[BaseException], type[APIConnectionErro
     (aiohttp.ClientConnectorError, APIConnectionError, "could not connect to {host}:{port}: {os}"),
     (BaseException, APIConnectionError, "{kind}: {error}"),
 )
+
+
+@attrs.frozen
+class Request:
+    """How a client sends every request: its headers, timeout, proxy and body cap."""
+
+    headers: Mapping[str, str]
+    timeout: aiohttp.ClientTimeout
+    proxy: URL | None
+    proxy_auth: aiohttp.BasicAuth | None
+
+
+@attrs.frozen
+class Response:
+    """An answer: its status, its headers and its whole body, decompressed."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+async def send(
+    session: aiohttp.ClientSession,
+    url: URL,
+    how: Request,
+    *,
+    max_bytes: int,
+    on_answer: Callable[[], None] | None = None,
+) -> Response:
+    """Send ``GET url`` and return the answer, whatever its status.
+
+    ``on_answer`` is called once the server has answered, before the body is
+    read. Raises `APIConnectionError` (or `APITimeoutError`) when no whole
+    answer came, and `ResponseTooLargeError` for a body over ``max_bytes``.
+    """
+    try:
+        # Redirects are not followed, so the key never reaches another
+        # origin; raise_for_status is off even on a borrowed session that
+        # turned it on, so that error bodies become typed errors.
+        async with session.get(
+            url,
+            headers=how.headers,
+            timeout=how.timeout,
+            allow_redirects=False,
+            raise_for_status=False,
+            proxy=how.proxy,
+            proxy_auth=how.proxy_auth,
+        ) as response:
+            if on_answer is not None:
+                on_answer()
+            body = await read_body(response, max_bytes, url)
+            return Response(response.status, response.headers, body)
+    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+        raise transport_error(exc, url, how.timeout) from without_key(exc)
 
 
 def transport_error(

@@ -1,22 +1,22 @@
-"""`BlatClient`: the session, timeouts, retries, and the batch sitemap endpoint's methods."""
+"""`BlatClient`: the session, timeouts, retries, and the batch endpoints' methods."""
 
 from __future__ import annotations
 
 import asyncio
 import copy
 import functools
-import itertools
 import os
 import random
 from collections.abc import AsyncGenerator, Callable, Mapping
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, cast
 
 import aiohttp
 import attrs
 from yarl import URL
 
 from . import _defaults, _options
+from ._endpoints import SCRAPE, SITEMAP, Endpoint, PageT
 from ._logging import configure_from_env, logger
 from ._pagination import Delivery, ReadPlan
 from ._protocol import PagePath, build_headers, decode_page_response, normalize_base_url
@@ -30,16 +30,17 @@ from ._readahead import (
     pages_of,
 )
 from ._retry import DEFAULT_RETRY, RatePause, RetryPolicy, retrying
-from ._transport import env_proxy, read_body, transport_error, without_key
+from ._transport import Request, Response, env_proxy, send
 from ._version import __version__
 from .errors import BlatError
-from .models import BatchScrapeSitemapData, BatchScrapeSitemapStatusResponse
+from .models import (
+    BatchScrapeData,
+    BatchScrapeSitemapData,
+    BatchScrapeSitemapStatusResponse,
+    BatchScrapeStatusResponse,
+)
 
 __all__ = ["BlatClient"]
-
-
-def _nothing() -> None:
-    pass
 
 
 class _Shared:
@@ -107,11 +108,11 @@ class _Shared:
 class _Read:
     """One read's arguments, checked: where, its plan, and how."""
 
+    endpoint: Endpoint[Any]
     path: PagePath
     plan: ReadPlan
     concurrency: int
     poll: PollPolicy | None
-    progress: ReadProgress | None
 
 
 class BlatClient:
@@ -133,8 +134,13 @@ class BlatClient:
             ``https://api.blat.ai``. A path prefix (``http://host/v9/``) is kept.
         timeout: Seconds (or an `aiohttp.ClientTimeout`) that each attempt of
             a request may take; a retry gets a fresh timeout. 30 s by default.
+            A timeout no request can have (infinite, NaN, zero or negative)
+            raises `ValueError`.
         retry: When and how failed requests are retried; by default 3
             retries, backing off from 0.5 s to at most 8 s.
+        max_retries: Retries after a request's first attempt, as
+            ``RetryPolicy.max_retries``: it replaces ``retry``'s count and
+            keeps the rest of its policy. 0 disables retrying.
         session: An `aiohttp.ClientSession` to borrow. The client uses it and
             never closes it. Without one, the client opens its own on first
             use and closes it in `close`.
@@ -145,8 +151,10 @@ class BlatClient:
             turn, first come first served, and the wait is not part of any
             request's ``timeout``.
         max_response_bytes: The largest body the client reads, after
-            decompression (16 MiB by default); a larger one raises
-            `ResponseTooLargeError` without being read whole.
+            decompression; a larger one raises `ResponseTooLargeError`
+            without being read whole. By default each endpoint's own: 16 MiB
+            for a batch sitemap page, 64 MiB for a batch scrape page (ten
+            scraped documents).
         allow_insecure_http: Accept a plain ``http://`` base URL to a host
             that is not loopback, sending the key unencrypted. Defaults to
             the ``BLAT_ALLOW_INSECURE_HTTP`` environment variable.
@@ -171,10 +179,11 @@ class BlatClient:
         base_url: str | URL | None = None,
         timeout: float | aiohttp.ClientTimeout = _defaults.DEFAULT_TIMEOUT,
         retry: RetryPolicy = DEFAULT_RETRY,
+        max_retries: int | None = None,
         session: aiohttp.ClientSession | None = None,
         concurrency: int = _defaults.DEFAULT_CONCURRENCY,
         max_in_flight: int = _defaults.DEFAULT_MAX_IN_FLIGHT,
-        max_response_bytes: int = _defaults.DEFAULT_MAX_RESPONSE_BYTES,
+        max_response_bytes: int | None = None,
         allow_insecure_http: bool | None = None,
         proxy: str | URL | None = None,
         default_headers: Mapping[str, str] | None = None,
@@ -188,17 +197,23 @@ class BlatClient:
             # An empty string is a configuration mistake, not a request for the default.
             raise ValueError("base_url must not be empty; pass None for the default")
         self._base_url = normalize_base_url(base_url, allow_insecure_http=allow_insecure_http)
-        self._timeout = _options.timeout(timeout)
-        self._retry = _options.retry_policy(retry)
+        self._retry = _options.retry_policy(retry, max_retries)
         if session is not None and not isinstance(session, aiohttp.ClientSession):
             raise TypeError(f"session must be an aiohttp.ClientSession, got {type(session)}")
         self._concurrency = _options.check_int("concurrency", concurrency, 1)
-        self._max_response_bytes = _options.check_int("max_response_bytes", max_response_bytes, 1)
+        self._max_response_bytes = (
+            None
+            if max_response_bytes is None
+            else _options.check_int("max_response_bytes", max_response_bytes, 1)
+        )
         extra = _options.extra_headers(default_headers or {})
-        self._headers = build_headers(key, f"blat-async/{__version__}", extra)
+        self._request = Request(
+            build_headers(key, f"blat-async/{__version__}", extra),
+            _options.timeout(timeout),
+            *self._choose_proxy(proxy, session),
+        )
         # To take the key out of any text the server echoes back.
         self._secret = key.encode()
-        self._proxy, self._proxy_auth = self._choose_proxy(proxy, session)
         self._shared = _Shared(session, _options.check_int("max_in_flight", max_in_flight, 1))
         self._made_by_with_options = False
         configure_from_env()
@@ -217,6 +232,7 @@ class BlatClient:
         *,
         timeout: float | aiohttp.ClientTimeout | None = None,
         retry: RetryPolicy | None = None,
+        max_retries: int | None = None,
         concurrency: int | None = None,
     ) -> Self:
         """Return a client with other defaults that shares this one's session and limits.
@@ -227,15 +243,26 @@ class BlatClient:
         Arguments left out keep this client's values.
 
         ```python
-        patient = client.with_options(timeout=120, retry=RetryPolicy(max_retries=8))
+        patient = client.with_options(timeout=120, max_retries=8)
         page = await patient.get_batch_scrape_sitemap_status("b-123")
         ```
+
+        Args:
+            timeout: Seconds (or an `aiohttp.ClientTimeout`) each attempt may take.
+            retry: The `RetryPolicy` of the new client.
+            max_retries: Retries after a request's first attempt; it replaces
+                the count of ``retry`` (or of this client's policy).
+            concurrency: Page requests a read keeps in flight.
+
+        Raises:
+            TypeError: An argument of the wrong type.
+            ValueError: An argument out of range, such as an infinite timeout.
         """
         clone = copy.copy(self)
         if timeout is not None:
-            clone._timeout = _options.timeout(timeout)
-        if retry is not None:
-            clone._retry = _options.retry_policy(retry)
+            clone._request = attrs.evolve(self._request, timeout=_options.timeout(timeout))
+        if retry is not None or max_retries is not None:
+            clone._retry = _options.retry_policy(retry or self._retry, max_retries)
         if concurrency is not None:
             clone._concurrency = _options.check_int("concurrency", concurrency, 1)
         clone._made_by_with_options = True
@@ -286,7 +313,7 @@ class BlatClient:
     async def get_batch_scrape_sitemap_status(
         self, batch_id: str, *, from_: int = 0
     ) -> BatchScrapeSitemapStatusResponse:
-        """Fetch one page of a batch's results: the batch's status and up to a page of items.
+        """Fetch one page of a batch sitemap's results: its status and up to a page of items.
 
         Sends ``GET {base_url}batch/scrape_sitemap/{batch_id}?from={from_}``,
         retrying as the client's `RetryPolicy` says.
@@ -295,66 +322,91 @@ class BlatClient:
         page = await client.get_batch_scrape_sitemap_status("b-123", from_=20)
         print(page.status, page.processed, page.total, len(page.data))  # running 18 500 10
         ```
-        """
-        url = PagePath(self._base_url, batch_id).url(_options.check_int("from_", from_))
-        self._shared.check_open()
-        hooks = RequestHooks(itertools.count().__next__, _nothing, _nothing)
-        return (await self._fetch(url, hooks)).page
 
-    async def _fetch(self, url: URL, hooks: RequestHooks) -> Fetched:
+        Args:
+            batch_id: The batch to read.
+            from_: The offset of the page's first item.
+
+        Raises:
+            TypeError: An argument of the wrong type, before any request.
+            ValueError: An argument out of range, before any request.
+            BlatError: A subclass says what went wrong; see `blat_async.errors`.
+        """
+        return await self._get_page(SITEMAP, batch_id, from_)
+
+    async def get_batch_scrape_status(
+        self, batch_id: str, *, from_: int = 0
+    ) -> BatchScrapeStatusResponse:
+        """Fetch one page of a batch scrape's results: its status and up to a page of items.
+
+        Sends ``GET {base_url}batch/scrape/{batch_id}?from={from_}``, retrying
+        as the client's `RetryPolicy` says. Each item is a scraped page, with
+        its ``content`` and ``extracted_links``.
+
+        ```python
+        page = await client.get_batch_scrape_status("b-456", from_=10)
+        print(page.status, page.total, [len(item.content or "") for item in page.data])
+        ```
+
+        Args:
+            batch_id: The batch to read.
+            from_: The offset of the page's first item.
+
+        Raises:
+            TypeError: An argument of the wrong type, before any request.
+            ValueError: An argument out of range, before any request.
+            BlatError: A subclass says what went wrong; see `blat_async.errors`.
+        """
+        return await self._get_page(SCRAPE, batch_id, from_)
+
+    async def _get_page(self, endpoint: Endpoint[PageT], batch_id: str, from_: int) -> PageT:
+        url = PagePath(self._base_url, batch_id, endpoint).url(_options.check_int("from_", from_))
+        self._shared.check_open()
+        fetched = await self._fetch(endpoint, url, RequestHooks())
+        return cast(PageT, fetched.page)  # the page `endpoint` decoded
+
+    async def _fetch(self, endpoint: Endpoint[Any], url: URL, hooks: RequestHooks) -> Fetched:
         """Fetch and decode a page, retrying what the policy allows; the last error is raised."""
         return await retrying(
-            functools.partial(self._attempt, url, hooks.on_answer),
+            functools.partial(self._attempt, endpoint, url, hooks.on_answer),
             self._retry,
             self._shared.pause,
-            count_failure=hooks.count_failure,
             what=f"GET {url}",
             rng=self._shared.rng,
             on_rate_limit=hooks.on_rate_limit,
         )
 
-    async def _attempt(self, url: URL, on_answer: Callable[[], None]) -> Fetched:
-        """Send one request and decode its answer; every failure becomes a `BlatError`."""
+    async def _attempt(
+        self, endpoint: Endpoint[Any], url: URL, on_answer: Callable[[], None] | None
+    ) -> Fetched:
+        """Send one request in one of the client's slots, and decode its answer."""
         session = self._shared.get_session()
+        limit = self._max_response_bytes or endpoint.max_response_bytes
         async with self._shared.slots:
             logger.debug("GET %s", url)
-            try:
-                # Redirects are not followed, so the key never reaches another
-                # origin; raise_for_status is off even on a borrowed session
-                # that turned it on, so that error bodies become typed errors.
-                async with session.get(
-                    url,
-                    headers=self._headers,
-                    timeout=self._timeout,
-                    allow_redirects=False,
-                    raise_for_status=False,
-                    proxy=self._proxy,
-                    proxy_auth=self._proxy_auth,
-                ) as response:
-                    on_answer()
-                    body = await read_body(response, self._max_response_bytes, url)
-                    status, headers = response.status, response.headers
-            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-                raise transport_error(exc, url, self._timeout) from without_key(exc)
-        return Fetched(self._decode(status, headers, body, str(url)), len(body))
+            response = await send(session, url, self._request, max_bytes=limit, on_answer=on_answer)
+        return Fetched(self._decode(endpoint, response, str(url)), len(response.body))
 
-    def _decode(self, status: int, headers: Mapping[str, str], body: bytes, url: str) -> Any:
+    def _decode(self, endpoint: Endpoint[PageT], response: Response, url: str) -> PageT:
         """Decode a response; an error built from a body that echoes the key is never raised.
 
         The error is built again from the body with the key taken out, outside
         the ``except``: raised inside it, the first error would stay chained as
         the second one's ``__context__`` and show in every traceback.
         """
+        status, headers, body = response.status, response.headers, response.body
         try:
-            return decode_page_response(status, headers, body, url=url)
+            return decode_page_response(status, headers, body, url=url, endpoint=endpoint)
         except BlatError:
             if self._secret not in body:
                 raise
-        return decode_page_response(
-            status, headers, body.replace(self._secret, b"<hidden>"), url=url
-        )
+        hidden = body.replace(self._secret, b"<hidden>")
+        return decode_page_response(status, headers, hidden, url=url, endpoint=endpoint)
 
     # -- every page, every item ----------------------------------------------
+    #
+    # Both endpoints' iterators are one implementation (`_read`, `_deliveries`)
+    # given the endpoint as a value; the public methods only name it.
 
     def iter_batch_scrape_sitemap_pages(
         self,
@@ -367,16 +419,16 @@ class BlatClient:
         poll_interval: float = _defaults.DEFAULT_POLL_INTERVAL,
         progress: ReadProgress | None = None,
     ) -> AsyncGenerator[BatchScrapeSitemapStatusResponse, None]:
-        """Yield the pages of a batch from offset ``start``, each with only its new items.
+        """Yield the pages of a batch sitemap from offset ``start``, each with only its new items.
 
         Every item appears in exactly one page, in offset order: a page's
         ``data`` holds the items not yielded before, cut at ``stop``. The
         other fields (``status``, ``processed``, ``total``, ``expires_at``)
         are the server's, from that page. The read ends as the end-of-read
-        rules say (see `iter_batch_scrape_sitemap`).
+        rules say, and takes the same arguments as `iter_batch_scrape_sitemap`.
         """
-        read = self._read(batch_id, start, stop, concurrency, follow, poll_interval, progress)
-        return pages_of(self._deliveries(read), read.progress)
+        read = self._read(SITEMAP, batch_id, start, stop, concurrency, follow, poll_interval)
+        return pages_of(self._deliveries(read, progress), progress)
 
     def iter_batch_scrape_sitemap(
         self,
@@ -389,7 +441,7 @@ class BlatClient:
         poll_interval: float = _defaults.DEFAULT_POLL_INTERVAL,
         progress: ReadProgress | None = None,
     ) -> AsyncGenerator[BatchScrapeSitemapData, None]:
-        """Yield every item (sitemap job) of a batch, exactly once, in offset order.
+        """Yield every item (sitemap job) of a batch sitemap, exactly once, in offset order.
 
         Failed sitemap jobs are items too (``success=False``). The read ends
         when a page comes back empty, when the offset reaches the batch's
@@ -421,21 +473,86 @@ class BlatClient:
                 await queue.put(link)
         ```
         """
-        read = self._read(batch_id, start, stop, concurrency, follow, poll_interval, progress)
-        return items_of(self._deliveries(read), read.progress)
+        read = self._read(SITEMAP, batch_id, start, stop, concurrency, follow, poll_interval)
+        return items_of(self._deliveries(read, progress), progress)
+
+    def iter_batch_scrape_pages(
+        self,
+        batch_id: str,
+        start: int = 0,
+        stop: int | None = None,
+        *,
+        concurrency: int | None = None,
+        follow: bool = False,
+        poll_interval: float = _defaults.DEFAULT_POLL_INTERVAL,
+        progress: ReadProgress | None = None,
+    ) -> AsyncGenerator[BatchScrapeStatusResponse, None]:
+        """Yield the pages of a batch scrape from offset ``start``, each with only its new items.
+
+        The batch scrape twin of `iter_batch_scrape_sitemap_pages`: every item
+        in exactly one page, in offset order, with the same arguments as
+        `iter_batch_scrape`.
+        """
+        read = self._read(SCRAPE, batch_id, start, stop, concurrency, follow, poll_interval)
+        return pages_of(self._deliveries(read, progress), progress)
+
+    def iter_batch_scrape(
+        self,
+        batch_id: str,
+        start: int = 0,
+        stop: int | None = None,
+        *,
+        concurrency: int | None = None,
+        follow: bool = False,
+        poll_interval: float = _defaults.DEFAULT_POLL_INTERVAL,
+        progress: ReadProgress | None = None,
+    ) -> AsyncGenerator[BatchScrapeData, None]:
+        """Yield every item (scraped page) of a batch scrape, exactly once, in offset order.
+
+        Failed scrapes are items too (``success=False``). The read ends as
+        `iter_batch_scrape_sitemap`'s does, and takes the same arguments: at
+        ``stop``, at the batch's ``total``, or at an empty page. A page of
+        results holds up to ten scraped documents, so the read holds at most
+        4 MiB of page bodies ahead of the caller (and always two pages).
+
+        Args:
+            batch_id: The batch to read.
+            start: The first offset to read, for example to resume a read.
+            stop: The offset to stop before, to read one slice of a batch.
+            concurrency: Page requests to keep in flight; defaults to the
+                client's. 1 reads one page at a time.
+            follow: Keep reading a batch that is still running (see
+                `iter_batch_scrape_sitemap`).
+            poll_interval: The first wait, in seconds, when a followed batch
+                has nothing new; it grows up to 30 s while nothing comes.
+            progress: A `ReadProgress` to update in place while reading.
+
+        Raises:
+            TypeError: An argument of the wrong type, before any request.
+            ValueError: An argument out of range, before any request.
+            BlatError: A subclass says what went wrong; see `blat_async.errors`.
+
+        ```python
+        async for page in client.iter_batch_scrape("b-456"):
+            if page.success and page.metadata:
+                store(page.metadata.final_url, page.content)
+        ```
+        """
+        read = self._read(SCRAPE, batch_id, start, stop, concurrency, follow, poll_interval)
+        return items_of(self._deliveries(read, progress), progress)
 
     def _read(
         self,
+        endpoint: Endpoint[Any],
         batch_id: str,
         start: int,
         stop: int | None,
         concurrency: int | None,
         follow: bool,
         poll_interval: float,
-        progress: ReadProgress | None,
     ) -> _Read:
         """Check an iterator's arguments before any request, and plan the read."""
-        path = PagePath(self._base_url, batch_id)
+        path = PagePath(self._base_url, batch_id, endpoint)
         start = _options.check_int("start", start)
         if stop is not None:
             stop = _options.check_int("stop", stop)
@@ -446,8 +563,6 @@ class BlatClient:
             if concurrency is None
             else _options.check_int("concurrency", concurrency, 1)
         )
-        if progress is not None and not isinstance(progress, ReadProgress):
-            raise TypeError(f"progress must be a ReadProgress, got {type(progress).__name__}")
         poll = None
         if follow:
             interval = _options.check_positive("poll_interval", poll_interval)
@@ -458,13 +573,18 @@ class BlatClient:
             stop,
             follow=bool(follow),
             window=limit * _defaults.READ_AHEAD_PAGES_PER_REQUEST,
-            window_bytes=_defaults.READ_AHEAD_BYTES,
+            window_bytes=endpoint.read_ahead_bytes,
         )
-        return _Read(path, plan, limit, poll, progress)
+        return _Read(endpoint, path, plan, limit, poll)
 
-    def _deliveries(self, read: _Read) -> AsyncGenerator[Delivery, None]:
+    def _deliveries(
+        self, read: _Read, progress: ReadProgress | None
+    ) -> AsyncGenerator[Delivery, None]:
+        if progress is not None and not isinstance(progress, ReadProgress):
+            raise TypeError(f"progress must be a ReadProgress, got {type(progress).__name__}")
+
         async def fetch(offset: int, hooks: RequestHooks) -> Fetched:
-            return await self._fetch(read.path.url(offset), hooks)
+            return await self._fetch(read.endpoint, read.path.url(offset), hooks)
 
         shared = self._shared
         return ReadAhead(
@@ -475,5 +595,5 @@ class BlatClient:
             check_open=shared.check_open,
             closing=shared.closing,
             poll=read.poll,
-            progress=read.progress,
+            progress=progress,
         ).deliveries()

@@ -558,28 +558,7 @@ def test_a_total_that_shrinks_after_a_larger_one_arrived_is_a_pagination_error()
         plan.next_delivery()
 
 
-# -- failed requests: one budget per offset --------------------------------------------
-
-
-def test_failed_attempts_are_counted_per_offset() -> None:
-    plan = _after_first_page()
-    assert _asks(plan, limit=2) == [10, 20]
-
-    assert [plan.failed_attempt(10) for _ in range(3)] == [0, 1, 2]
-    assert plan.failed_attempt(20) == 0
-
-
-def test_an_answer_resets_the_budget_of_its_offset() -> None:
-    plan = _after_first_page(follow=True, status="running", processed=10, total=100)
-    plan.poll()
-    assert _asks(plan) == [10]
-    plan.failed_attempt(10)
-    plan.arrived(10, _page([], status="running", total=100))
-    assert plan.waiting
-    plan.poll()
-    assert _asks(plan) == [10]
-
-    assert plan.failed_attempt(10) == 0
+# -- failed requests --------------------------------------------------------------
 
 
 def test_an_offset_that_gave_up_is_never_asked_for_again() -> None:
