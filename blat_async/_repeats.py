@@ -60,7 +60,12 @@ class RepeatGuard:
                 )
         else:
             self._repeats = 0
-        keys = [None if (m := item.metadata) is None else (m.job_id or None) for item in items]
+        # Both batch endpoints' items carry ``metadata.job_id``; an item of an
+        # endpoint without one has no id, and is judged by the page check above.
+        keys = [
+            None if (m := getattr(item, "metadata", None)) is None else (m.job_id or None)
+            for item in items
+        ]
         recent = self._recent
         # One pass in C for the usual page, whose ids are all new.
         new = len(keys) if recent.keys().isdisjoint(keys) else self._first_seen(keys)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
+import attrs
 import pytest
 from aiohttp import web
 from yarl import URL
@@ -225,3 +227,63 @@ async def test_closing_what_with_options_made_leaves_the_parent_open(
 def test_with_options_checks_its_arguments(kwargs: dict[str, Any], error: type) -> None:
     with pytest.raises(error):
         BlatClient("key").with_options(**kwargs)
+
+
+# -- timeouts no request can have -----------------------------------------------------------
+
+IMPOSSIBLE = [math.inf, -math.inf, math.nan, 0, 0.0, -1, -0.5]
+
+
+@pytest.mark.parametrize("value", IMPOSSIBLE)
+def test_an_impossible_timeout_is_refused_at_construction(value: float) -> None:
+    with pytest.raises(ValueError, match="timeout must be a finite number of seconds > 0"):
+        BlatClient("key", timeout=value)
+
+
+@pytest.mark.parametrize("value", IMPOSSIBLE)
+def test_an_impossible_timeout_is_refused_by_with_options(value: float) -> None:
+    with pytest.raises(ValueError, match="timeout must be a finite number of seconds > 0"):
+        BlatClient("key").with_options(timeout=value)
+
+
+@pytest.mark.parametrize("field", ["total", "connect", "sock_read", "sock_connect"])
+@pytest.mark.parametrize("value", [math.inf, math.nan, 0, -1])
+def test_an_impossible_client_timeout_field_is_refused(field: str, value: float) -> None:
+    timeout = aiohttp.ClientTimeout(**{field: value})
+    with pytest.raises(ValueError, match=rf"timeout\.{field} must be a finite number"):
+        BlatClient("key", timeout=timeout)
+
+
+def test_a_client_timeout_without_limits_is_accepted() -> None:
+    # None is aiohttp's own "no limit" for a field.
+    assert BlatClient("key", timeout=aiohttp.ClientTimeout(total=None, sock_read=5))
+
+
+# -- max_retries --------------------------------------------------------------------------
+
+
+async def test_max_retries_on_the_client_and_with_options(server: FakeBlatServer) -> None:
+    batch = server.add_batch(size=5)
+    async with client_for(server, retry=QUICK, max_retries=1) as client:
+        assert client._retry == attrs.evolve(QUICK, max_retries=1)
+        server.inject(Fault.status(500), times=None)
+        with pytest.raises(InternalServerError):
+            await client.get_batch_scrape_sitemap_status(batch.batch_id)
+        assert len(server.requests) == 2
+        server.reset_requests()
+        with pytest.raises(InternalServerError):
+            await client.with_options(max_retries=3).get_batch_scrape_sitemap_status(batch.batch_id)
+        assert len(server.requests) == 4
+        # max_retries replaces the count of the policy given beside it.
+        patient = client.with_options(retry=RetryPolicy(max_retries=9), max_retries=0)
+        assert patient._retry.max_retries == 0
+
+
+@pytest.mark.parametrize(
+    ("value", "error"), [(-1, ValueError), (1.5, TypeError), (True, TypeError)]
+)
+def test_max_retries_is_checked(value: Any, error: type) -> None:
+    with pytest.raises(error, match="max_retries"):
+        BlatClient("key", max_retries=value)
+    with pytest.raises(error, match="max_retries"):
+        BlatClient("key").with_options(max_retries=value)
