@@ -13,11 +13,11 @@ Unknown keys are ignored so that a new server field never breaks this client.
 Each kind of page has two converters of one configuration. The fast one
 structures every page, its items through a hand-written function
 (`_item_fast`, `_scrape_item_fast`), because a long read structures millions
-of values. Only a page that fails it is structured again
-by the detailed one, whose class hooks cattrs generates with detailed
-validation, so that a wrong field is reported with its path
-(``data[3].links[0]``). A scrape item's ``content`` can be megabytes: it is
-type-checked and kept, never copied or scanned.
+of values. Only a page that fails it is structured again by the detailed one,
+whose class hooks cattrs generates with detailed validation, so that a wrong
+field is reported with its path (``data[3].links[0]``). A scrape item's
+``content`` can be megabytes: it is type-checked and kept, never copied or
+scanned.
 """
 
 from __future__ import annotations
@@ -64,8 +64,8 @@ def _optional_str(value: Any, _: object) -> str | None:
     raise TypeError(f"expected a string, got {_type_name(value)}")
 
 
-# An integer is printed whole in a message below this magnitude (20 digits);
-# a longer one is of no use there, and Python refuses to print one past 4300
+# A message prints an integer whole up to 20 digits, below this magnitude; a
+# longer one is of no use there, and Python refuses to print one past 4300
 # digits (`sys.get_int_max_str_digits`).
 _PRINTED_BELOW: Final = 10**20
 
