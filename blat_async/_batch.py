@@ -50,9 +50,12 @@ def is_final_status(status: str | None) -> bool:
 class BatchView:
     """What a read knows of its batch, from the pages that arrived.
 
-    Pages may arrive in another order than their requests were sent: each
-    field is the one of the latest-sent page that had it, and a contradiction
-    is judged in the order the requests were sent.
+    Pages may arrive in another order than their requests were sent.
+    ``total`` is the largest any page gave; a smaller one is a contradiction
+    only if a page with the larger one had arrived before its request was
+    sent. ``status`` and ``processed`` are taken from a page only if it was
+    sent after every page taken in before it, so a late answer to an older
+    request never overwrites them; a page without them leaves them as they were.
     """
 
     total: int | None = None

@@ -1,8 +1,9 @@
-"""The client's defaults and tuning constants, in one place.
+"""The client's defaults, in one place.
 
 Most can be overridden per client or per call; the rest (the poll growth,
-the read-ahead window) are tuned here. The rules of the repeat check live
-with it, in ``_repeats.py``.
+the read-ahead window) shape what every read does and are tuned here.
+Constants private to one module's rules live beside the code that uses them
+(the repeat check's in ``_repeats.py``, the error excerpt's in ``_protocol.py``).
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ DEFAULT_CONCURRENCY: Final = 6
 Six hides nearly all the network wait of a long read (at 100 ms a request,
 a read of 10-item pages goes from 100 to about 600 items a second) while
 staying at the per-host connection count browsers use, which servers are
-sized for. A 429 lowers it for the rest of the read.
+sized for. A 429 halves the read's limit, and each success after it lets
+one more request back in, up to this concurrency (`Throttle` in ``_retry.py``).
 """
 
 READ_AHEAD_PAGES_PER_REQUEST: Final = 2

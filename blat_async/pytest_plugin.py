@@ -10,8 +10,9 @@ def test_reads_every_job(fake_blat_server):
     ...  # any client against fake_blat_server.base_url, with fake_blat_server.api_key
 ```
 
-Loading the plugin imports nothing but pytest: the server, and aiohttp with it,
-is imported when a test first asks for the fixture.
+Loading the plugin imports pytest and nothing of blat_async but its version:
+the server, and aiohttp and cattrs with it, are imported when a test first
+asks for the fixture.
 """
 
 from __future__ import annotations
