@@ -1,4 +1,4 @@
-"""blat_async: an asyncio client for Blat's batch sitemap scrape results.
+"""blat_async: an asyncio client for Blat's batch results, sitemap and scrape.
 
 ```python
 from blat_async import BlatClient
@@ -6,6 +6,8 @@ from blat_async import BlatClient
 async with BlatClient() as client:  # the key comes from BLAT_API_KEY
     async for item in client.iter_batch_scrape_sitemap("b-123"):
         print(item.metadata.url if item.metadata else None, len(item.links))
+    async for page in client.iter_batch_scrape("b-456"):
+        print(page.metadata.final_url if page.metadata else None, len(page.content or ""))
 ```
 """
 
@@ -47,9 +49,12 @@ if TYPE_CHECKING:
         ResponseValidationError,
     )
     from .models import (
+        BatchScrapeData,
+        BatchScrapeMetadata,
         BatchScrapeSitemapData,
         BatchScrapeSitemapMetadata,
         BatchScrapeSitemapStatusResponse,
+        BatchScrapeStatusResponse,
     )
 
 # Each name the package imports on first use, and the submodule it comes from.
@@ -73,9 +78,12 @@ _LAZY_NAMES: Final = {
     "RateLimitError": "errors",
     "ResponseTooLargeError": "errors",
     "ResponseValidationError": "errors",
+    "BatchScrapeData": "models",
+    "BatchScrapeMetadata": "models",
     "BatchScrapeSitemapData": "models",
     "BatchScrapeSitemapMetadata": "models",
     "BatchScrapeSitemapStatusResponse": "models",
+    "BatchScrapeStatusResponse": "models",
 }
 
 __all__ = [
@@ -85,9 +93,12 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "BatchScrapeData",
+    "BatchScrapeMetadata",
     "BatchScrapeSitemapData",
     "BatchScrapeSitemapMetadata",
     "BatchScrapeSitemapStatusResponse",
+    "BatchScrapeStatusResponse",
     "BlatClient",
     "BlatError",
     "InternalServerError",
