@@ -675,7 +675,7 @@ def test_fault_factories_make_small_frozen_values() -> None:
     assert Fault.malformed_json() == MalformedJson()
     assert Fault.truncated_json() == TruncatedJson()
     assert Fault.drop_connection() == DropConnection(send_headers=True)
-    assert Fault.wrong_type() == WrongType("links", "not-a-list")
+    assert Fault.wrong_type() == WrongType(None, "not-a-list")
     assert Fault.ignore_from() == IgnoreFrom()
     assert hash(Fault.status(500)) == hash(StatusError(500))
 

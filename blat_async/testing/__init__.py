@@ -49,7 +49,13 @@ server.add_batch(faults=[Fault.html(502)], fault_rate=0.3)   # 30 % of this batc
 ```
 """
 
-from ._batch import DEFAULT_LINK_BASE, DEFAULT_PAGE_SIZE, FakeBatch
+from ._batch import (
+    DEFAULT_CONTENT_BYTES,
+    DEFAULT_LINK_BASE,
+    DEFAULT_PAGE_SIZE,
+    BatchKind,
+    FakeBatch,
+)
 from ._faults import (
     DropConnection,
     Fault,
@@ -61,13 +67,16 @@ from ._faults import (
     TruncatedJson,
     WrongType,
 )
-from ._server import DEFAULT_API_KEY, FakeBlatServer, RecordedRequest
+from ._server import DEFAULT_API_KEY, ENDPOINT_PATHS, FakeBlatServer, RecordedRequest
 from ._site import FakeSite, Visit
 
 __all__ = [
     "DEFAULT_API_KEY",
+    "DEFAULT_CONTENT_BYTES",
     "DEFAULT_LINK_BASE",
     "DEFAULT_PAGE_SIZE",
+    "ENDPOINT_PATHS",
+    "BatchKind",
     "DropConnection",
     "FakeBatch",
     "FakeBlatServer",
