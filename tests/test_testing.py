@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
+import attrs
 import pytest
 from multidict import CIMultiDictProxy
 from yarl import URL
@@ -276,11 +278,38 @@ def test_a_batch_id_is_added_once() -> None:
         ({"jobs_per_second": 0}, ValueError),
         ({"fault_rate": 2}, ValueError),
         ({"faults": ["500"]}, TypeError),
+        ({"kind": "scrap"}, ValueError),
+        ({"content_bytes": 10}, ValueError),
+        ({"kind": "scrape", "content_bytes": -1}, ValueError),
+        ({"faild": [3]}, TypeError),
     ],
 )
 def test_add_batch_refuses_bad_arguments(arguments: dict[str, Any], error: type[Exception]) -> None:
     with pytest.raises(error):
         FakeBlatServer().add_batch(**{"size": 25, **arguments})
+
+
+def test_add_batch_takes_the_settings_of_a_fake_batch() -> None:
+    """Each argument of add_batch but preencode is a FakeBatch setting of that name and default.
+
+    Only ``batch_id``'s default differs: add_batch makes one up.
+    """
+    parameters = inspect.signature(FakeBlatServer.add_batch).parameters
+    settings = {
+        field.alias: field.default
+        for field in attrs.fields(FakeBatch)
+        if field.init and field.alias != "clock"
+    }
+
+    arguments = {
+        name: parameter.default
+        for name, parameter in parameters.items()
+        if name not in {"self", "preencode"}
+    }
+
+    assert arguments.pop("batch_id") is None
+    assert settings.pop("batch_id") is attrs.NOTHING
+    assert arguments == settings
 
 
 def test_a_batch_refuses_bad_indices() -> None:
@@ -420,9 +449,9 @@ def test_big_content_is_built_lazily_from_one_buffer() -> None:
     finally:
         tracemalloc.stop()
 
+    # Adding the batch builds no content; reading ten jobs' keeps one buffer of
+    # a megabyte, and no job's content once it is dropped.
     assert added < 1_000_000
-    # One buffer of a megabyte, and each job's copy of it freed once dropped:
-    # never a megabyte per job kept, nor a string built a piece at a time.
     assert ten_pages < 3_500_000
 
 
@@ -601,6 +630,19 @@ async def test_batch_url_encodes_the_id_as_one_segment(server: FakeBlatServer) -
     url = server.batch_url("a/b?c", 10)
 
     assert url == f"{server.base_url}batch/scrape_sitemap/a%2Fb%3Fc?from=10"
+
+
+async def test_batch_url_takes_the_path_of_the_batchs_kind(server: FakeBlatServer) -> None:
+    server.add_batch("s", kind="scrape")
+    server.add_batch("m")
+
+    assert server.batch_url("s") == f"{server.base_url}batch/scrape/s"
+    assert server.batch_url("m") == f"{server.base_url}batch/scrape_sitemap/m"
+    assert server.batch_url("unknown") == f"{server.base_url}batch/scrape_sitemap/unknown"
+    assert server.batch_url("s", 10, kind="sitemap") == (
+        f"{server.base_url}batch/scrape_sitemap/s?from=10"
+    )
+    assert server.batch_url("unknown", kind="scrape") == f"{server.base_url}batch/scrape/unknown"
 
 
 # --- Faults seen from the client --------------------------------------------------------
@@ -896,6 +938,23 @@ async def test_requests_are_recorded(
     assert (anonymous.authorized, anonymous.status) == (False, 401)
     assert (authorized.authorized, authorized.status) == (True, 200)
     assert anonymous.started <= anonymous.finished <= authorized.started <= authorized.finished
+
+
+async def test_requests_record_which_endpoint_was_asked(
+    server: FakeBlatServer, session: aiohttp.ClientSession
+) -> None:
+    server.add_batch("s", kind="scrape")
+    server.add_batch("m")
+
+    for path in ["batch/scrape/s", "batch/scrape_sitemap/m", "batch/scrape_sitemap/s", "other/s"]:
+        await fetch(session, server.base_url + path)
+
+    assert [(request.kind, request.batch_id, request.status) for request in server.requests] == [
+        ("scrape", "s", 200),
+        ("sitemap", "m", 200),
+        ("sitemap", "s", 404),
+        (None, None, 404),
+    ]
 
 
 async def test_requests_never_hold_the_api_key(
