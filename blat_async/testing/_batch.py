@@ -86,7 +86,8 @@ class FakeBatch:
     ``extracted_links``, ``final_url`` and ``status_code``.
 
     Jobs are computed from their index on demand, so a batch of 200,000 jobs
-    costs little more than its list of failed indices.
+    costs little more than its list of failed indices; a scrape batch's
+    content is cut from one string of ``content_bytes``, made when first asked for.
     [`visible`][blat_async.testing.FakeBatch.visible] jobs are served; it grows by
     [`reveal`][blat_async.testing.FakeBatch.reveal],
     [`complete`][blat_async.testing.FakeBatch.complete] and, with
