@@ -14,7 +14,7 @@ import ipaddress
 import json
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, Final
+from typing import Any, Final, overload
 from urllib.parse import quote
 
 from yarl import URL
@@ -22,6 +22,7 @@ from yarl import URL
 from ._converter import StructureError
 from ._endpoints import SITEMAP, Endpoint, PageT
 from .errors import APIStatusError, ResponseValidationError, status_error_class
+from .models import BatchScrapeSitemapStatusResponse
 
 __all__ = [
     "PAGE_PATH",
@@ -252,15 +253,31 @@ _GC_PAUSE_BYTES: Final = 64 * 1024
 """Bodies at least this large are decoded and structured with the cyclic GC paused."""
 
 
+@overload
+def decode_page_response(
+    status: int, headers: Mapping[str, str], body: bytes, *, url: str | None = None
+) -> BatchScrapeSitemapStatusResponse: ...
+@overload
 def decode_page_response(
     status: int,
     headers: Mapping[str, str],
     body: bytes,
     *,
     url: str | None = None,
-    endpoint: Endpoint[PageT] = SITEMAP,  # type: ignore[assignment]
-) -> PageT:
-    """Turn a response into a page of ``endpoint``, or raise the typed error it stands for."""
+    endpoint: Endpoint[PageT],
+) -> PageT: ...
+def decode_page_response(
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    url: str | None = None,
+    endpoint: Endpoint[Any] = SITEMAP,
+) -> Any:
+    """Turn a response into a page of ``endpoint`` (the batch sitemap endpoint's by default).
+
+    Raises the typed error the response stands for when it is not a page.
+    """
     if not 200 <= status < 300:
         raise error_from_response(status, headers, body, url=url)
     # Decoding a large page allocates tens of thousands of containers that

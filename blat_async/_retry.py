@@ -111,13 +111,13 @@ async def retrying(
     """Await ``attempt()`` until it succeeds or ``policy`` gives up; the last error is raised.
 
     The retries are counted here, one budget per call: ``max_retries``
-    retries after the first attempt. A 429 makes every request of the client
-    wait (``pause``) and calls ``on_rate_limit``. Each retry is logged at
-    INFO, naming ``what`` (``GET <url>``) once.
+    retries after the first attempt. A 429 extends the client's ``pause``,
+    which ``attempt`` waits out once it holds its slot, and calls
+    ``on_rate_limit``. Each retry is logged at INFO, naming ``what``
+    (``GET <url>``) once.
     """
     retry = 0
     while True:
-        await pause.wait()
         try:
             return await attempt()
         except BlatError as failed:

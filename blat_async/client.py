@@ -383,6 +383,9 @@ class BlatClient:
         session = self._shared.get_session()
         limit = self._max_response_bytes or endpoint.max_response_bytes
         async with self._shared.slots:
+            # Waited here, with the slot held: a request that was waiting for
+            # a slot when another one got a 429 waits out the pause too.
+            await self._shared.pause.wait()
             logger.debug("GET %s", url)
             response = await send(session, url, self._request, max_bytes=limit, on_answer=on_answer)
         return Fetched(self._decode(endpoint, response, str(url)), len(response.body))

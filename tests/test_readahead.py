@@ -558,7 +558,7 @@ async def test_a_429_lowers_the_reads_requests_in_flight_and_successes_restore_t
     monkeypatch.setattr(_readahead, "Throttle", RecordingThrottle)
 
     async def fetch(offset: int, hooks: RequestHooks) -> Fetched:
-        if offset == 0:
+        if offset == 0 and hooks.on_rate_limit is not None:
             hooks.on_rate_limit()  # as a retry after a 429 does
         page = _running_page(offset, 10)
         return Fetched(attrs.evolve(page, status="completed", total=30), 0)

@@ -16,7 +16,7 @@ from urllib.parse import quote
 from aiohttp import hdrs, web
 from multidict import CIMultiDictProxy
 
-from blat_async._protocol import PAGE_PATH
+from blat_async._endpoints import SCRAPE, SITEMAP
 
 from ._batch import DEFAULT_LINK_BASE, DEFAULT_PAGE_SIZE, BatchKind, FakeBatch
 from ._faults import DropConnection, Fault, IgnoreFrom, Latency, WrongType
@@ -38,8 +38,8 @@ DEFAULT_API_KEY: Final = "fake-blat-key"
 """The API key a `FakeBlatServer` accepts unless told otherwise."""
 
 ENDPOINT_PATHS: Final[Mapping[BatchKind, str]] = {
-    "sitemap": PAGE_PATH,
-    "scrape": "batch/scrape/",
+    "sitemap": SITEMAP.path,
+    "scrape": SCRAPE.path,
 }
 """Each kind of batch's endpoint path below the base URL, before the batch id."""
 
