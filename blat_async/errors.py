@@ -4,7 +4,7 @@ Every exception the library raises on purpose derives from `BlatError`:
 
 ```text
 BlatError
-├── APIStatusError            .status .code .message .details (from the API's error body)
+├── APIStatusError            .status .code .message .details (the error body)
 │   ├── BadRequestError       400
 │   ├── AuthenticationError   401
 │   ├── PermissionDeniedError 403
@@ -13,7 +13,7 @@ BlatError
 │   └── InternalServerError   5xx
 ├── APIConnectionError        could not connect, connection dropped
 │   └── APITimeoutError
-├── ResponseValidationError   a 2xx body: not JSON, not an object, or not the schema
+├── ResponseValidationError   a 2xx body: not JSON, not an object, or off schema
 ├── ResponseTooLargeError     a body over the client's max_response_bytes
 └── PaginationError           the server does not advance or contradicts itself
 ```
