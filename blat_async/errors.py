@@ -4,7 +4,7 @@ Every exception the library raises on purpose derives from `BlatError`:
 
 ```text
 BlatError
-├── APIStatusError            .status .code .message .details (from the API's error body)
+├── APIStatusError            .status .code .message .details (the error body)
 │   ├── BadRequestError       400
 │   ├── AuthenticationError   401
 │   ├── PermissionDeniedError 403
@@ -13,7 +13,7 @@ BlatError
 │   └── InternalServerError   5xx
 ├── APIConnectionError        could not connect, connection dropped
 │   └── APITimeoutError
-├── ResponseValidationError   a 2xx body: not JSON, not an object, or not the schema
+├── ResponseValidationError   a 2xx body: not JSON, not an object, or off schema
 ├── ResponseTooLargeError     a body over the client's max_response_bytes
 └── PaginationError           the server does not advance or contradicts itself
 ```
@@ -57,6 +57,7 @@ class APIStatusError(BlatError):
     ``code``, ``message`` and ``details`` come from the API's JSON error body
     when it sent one; an error page that is not JSON (an HTML page from a
     proxy) leaves them ``None`` and keeps the start of the body in ``body``.
+    Each argument of the constructor sets the attribute of its name.
     """
 
     def __init__(
@@ -70,20 +71,33 @@ class APIStatusError(BlatError):
         retry_after: float | None = None,
         url: str | None = None,
     ) -> None:
-        self.status = status
-        """The HTTP status."""
-        self.code = code
-        """The API's error code, from its JSON error body."""
-        self.message = message
-        """The API's error message, from its JSON error body."""
+        self.status: int = status
+        """The HTTP status of the response, such as ``404``."""
+        self.code: str | None = code
+        """The ``code`` of the API's JSON error body; ``None`` without one."""
+        self.message: str | None = message
+        """The ``message`` of the API's JSON error body; ``None`` without one.
+
+        For a redirect, which is never followed, blat_async's own explanation
+        and the ``Location`` the server named.
+        """
         self.details: Mapping[str, Any] = details if details is not None else {}
-        """The API's error details, from its JSON error body; empty when it sent none."""
-        self.body = body
-        """An excerpt of a body that was not the API's JSON (an HTML page's title)."""
-        self.retry_after = retry_after
-        """The server's ``Retry-After``, in seconds, when it sent one."""
-        self.url = url
-        """The URL requested (no key: the key travels in a header)."""
+        """The ``details`` object of the API's JSON error body; empty without one."""
+        self.body: str | None = body
+        """An excerpt of a body that was not the API's JSON error body.
+
+        The title of an HTML page (a proxy's error page), else the start of
+        the body, cut at 200 characters; ``None`` when the body was the
+        API's JSON, or empty.
+        """
+        self.retry_after: float | None = retry_after
+        """The server's ``Retry-After``, in seconds; ``None`` without one.
+
+        An HTTP date is turned into the seconds until it; a value that is
+        neither is ignored.
+        """
+        self.url: str | None = url
+        """The URL requested; it holds no key, which travels in a header."""
         super().__init__(self._describe())
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -114,27 +128,45 @@ _STATUS_ERROR_FIELDS: Final = ("code", "message", "details", "body", "retry_afte
 
 
 class BadRequestError(APIStatusError):
-    """400: the API refused the request (for example an invalid batch id)."""
+    """400: the API refused the request (for example an invalid batch id).
+
+    Its constructor and attributes are `APIStatusError`'s.
+    """
 
 
 class AuthenticationError(APIStatusError):
-    """401: the API key is missing, wrong or expired."""
+    """401: the API key is missing, wrong or expired.
+
+    Its constructor and attributes are `APIStatusError`'s.
+    """
 
 
 class PermissionDeniedError(APIStatusError):
-    """403: the key is valid but may not read this batch."""
+    """403: the key is valid but may not read this batch.
+
+    Its constructor and attributes are `APIStatusError`'s.
+    """
 
 
 class NotFoundError(APIStatusError):
-    """404: no batch has this id (or it has expired)."""
+    """404: no batch has this id (or it has expired).
+
+    Its constructor and attributes are `APIStatusError`'s.
+    """
 
 
 class RateLimitError(APIStatusError):
-    """429: too many requests; ``retry_after`` holds the server's advice in seconds."""
+    """429: too many requests; ``retry_after`` holds the server's advice.
+
+    Its constructor and attributes are `APIStatusError`'s.
+    """
 
 
 class InternalServerError(APIStatusError):
-    """5xx: the API or a proxy in front of it failed."""
+    """5xx: the API or a proxy in front of it failed.
+
+    Its constructor and attributes are `APIStatusError`'s.
+    """
 
 
 class APIConnectionError(BlatError):
@@ -147,7 +179,10 @@ class APIConnectionError(BlatError):
 
 
 class APITimeoutError(APIConnectionError):
-    """An attempt took longer than the client's ``timeout``."""
+    """An attempt took longer than the client's ``timeout``.
+
+    Retryable, as every `APIConnectionError` is.
+    """
 
 
 class ResponseValidationError(BlatError):
@@ -166,14 +201,18 @@ class ResponseValidationError(BlatError):
         url: str | None = None,
         decodable: bool = True,
     ) -> None:
-        self.path = path
-        """The offending field (``data[3].links[0]``), or ``None`` for a body that is not JSON."""
-        self.status = status
-        """The HTTP status of the response."""
-        self.url = url
-        """The URL requested."""
-        self.decodable = decodable
-        """Whether the body was JSON at all."""
+        self.path: str | None = path
+        """The offending field, such as ``data[3].links[0]``.
+
+        ``None`` for a body that is not JSON, and when the fault is in the
+        body as a whole rather than in one field.
+        """
+        self.status: int | None = status
+        """The HTTP status of the response, a success such as ``200``."""
+        self.url: str | None = url
+        """The URL requested; it holds no key, which travels in a header."""
+        self.decodable: bool = decodable
+        """Whether the body was JSON at all (of the wrong shape, if so)."""
         text = message if url is None else f"{message} (GET {url})"
         super().__init__(text)
 
@@ -194,10 +233,10 @@ class ResponseTooLargeError(BlatError):
     """
 
     def __init__(self, limit: int, *, url: str | None = None) -> None:
-        self.limit = limit
-        """The client's ``max_response_bytes``."""
-        self.url = url
-        """The URL requested."""
+        self.limit: int = limit
+        """The client's ``max_response_bytes``: the most bytes of a body it reads."""
+        self.url: str | None = url
+        """The URL requested; it holds no key, which travels in a header."""
         text = f"the response body is over the client's limit of {limit:,} bytes"
         text += " (max_response_bytes)" if url is None else f" (max_response_bytes; GET {url})"
         super().__init__(text)

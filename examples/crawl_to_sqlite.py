@@ -1,4 +1,4 @@
-"""Crawl a batch into SQLite with N workers, exactly once, whenever the process dies.
+"""Crawl a batch into SQLite with N workers, exactly once, across crashes.
 
 A reader reads the batch page by page and puts each link on a bounded queue;
 N workers fetch the links; a committer writes each page of the batch to
@@ -39,8 +39,12 @@ from typing import Final
 
 import aiohttp
 import attrs
-
-from blat_async import BatchScrapeSitemapData, BlatClient, BlatError, ReadProgress
+from blat_async import (
+    BatchScrapeSitemapData,
+    BlatClient,
+    BlatError,
+    ReadProgress,
+)
 
 CRASHED: Final = 70
 """The exit status of a simulated crash."""
@@ -48,7 +52,8 @@ CRASHED: Final = 70
 SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS checkpoint (
     batch_id TEXT PRIMARY KEY,
-    next_offset INTEGER NOT NULL  -- every job before it is stored, none after it
+    -- Every job before next_offset is stored, none after it.
+    next_offset INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS jobs (
     batch_id TEXT NOT NULL,
@@ -83,7 +88,10 @@ class Fetched:
 
 @attrs.define(eq=False)
 class PageOfWork:
-    """One page of the batch: its jobs, and its links' results as the workers report them."""
+    """One page of the batch: its jobs, and its links' results as they come.
+
+    The workers report the results.
+    """
 
     start: int
     """The offset of its first job."""
@@ -92,9 +100,14 @@ class PageOfWork:
     jobs: Sequence[BatchScrapeSitemapData]
     links: int = attrs.field(init=False)
     """How many links its jobs hold: the results it waits for."""
-    results: dict[tuple[int, int], Fetched] = attrs.field(init=False, factory=dict)
+    results: dict[tuple[int, int], Fetched] = attrs.field(
+        init=False, factory=dict
+    )
     done: asyncio.Event = attrs.field(init=False, factory=asyncio.Event)
-    """Set once every link has a result (at once for a page of failed jobs only)."""
+    """Set once every link has a result.
+
+    A page of failed jobs only has no links: it is set at once.
+    """
 
     def __attrs_post_init__(self) -> None:
         self.links = sum(len(job.links) for job in self.jobs)
@@ -119,7 +132,7 @@ class Link:
 
 
 def open_database(path: Path, batch_id: str) -> tuple[sqlite3.Connection, int]:
-    """Open the database and return it with the batch's checkpoint (0 on a first run)."""
+    """Open the database; return it with the batch's checkpoint (0 at first)."""
     db = sqlite3.connect(path)
     # WAL with synchronous=NORMAL: quick commits. A power cut may undo the
     # last commits, but each undoes a page and its checkpoint together, and
@@ -128,12 +141,14 @@ def open_database(path: Path, batch_id: str) -> tuple[sqlite3.Connection, int]:
     db.execute("PRAGMA synchronous = NORMAL")
     db.executescript(SCHEMA)
     with db:
-        db.execute("INSERT OR IGNORE INTO checkpoint VALUES (?, 0)", (batch_id,))
+        db.execute(
+            "INSERT OR IGNORE INTO checkpoint VALUES (?, 0)", (batch_id,)
+        )
     return db, checkpoint(db, batch_id)
 
 
 def checkpoint(db: sqlite3.Connection, batch_id: str) -> int:
-    """Return the committed checkpoint: every job before this offset is stored."""
+    """Return the committed checkpoint: every job before it is stored."""
     (offset,) = db.execute(
         "SELECT next_offset FROM checkpoint WHERE batch_id = ?", (batch_id,)
     ).fetchone()
@@ -141,7 +156,7 @@ def checkpoint(db: sqlite3.Connection, batch_id: str) -> int:
 
 
 def store(db: sqlite3.Connection, batch_id: str, page: PageOfWork) -> None:
-    """Write a page's jobs, its fetched pages and the new checkpoint in one transaction."""
+    """In one transaction, write a page's jobs, fetched pages and checkpoint."""
     jobs = [
         (
             batch_id,
@@ -158,16 +173,28 @@ def store(db: sqlite3.Connection, batch_id: str, page: PageOfWork) -> None:
         for position, url in enumerate(job.links):
             fetched = page.results[offset, position]
             pages.append(
-                (batch_id, offset, position, url, fetched.status, fetched.bytes, fetched.error)
+                (
+                    batch_id,
+                    offset,
+                    position,
+                    url,
+                    fetched.status,
+                    fetched.bytes,
+                    fetched.error,
+                )
             )
     with db:  # COMMIT on success; ROLLBACK, all of it, on any error.
         moved = db.execute(
-            "UPDATE checkpoint SET next_offset = ? WHERE batch_id = ? AND next_offset = ?",
+            "UPDATE checkpoint SET next_offset = ?"
+            " WHERE batch_id = ? AND next_offset = ?",
             (page.end, batch_id, page.start),
         )
         if moved.rowcount != 1:
-            # The page does not follow the checkpoint: another run writes this batch.
-            raise RuntimeError(f"checkpoint of {batch_id} is not at {page.start}")
+            # The page does not follow the checkpoint: another run writes this
+            # batch.
+            raise RuntimeError(
+                f"checkpoint of {batch_id} is not at {page.start}"
+            )
         # Plain INSERT, not INSERT OR IGNORE: a job stored twice would be a bug,
         # and the primary key makes it fail loudly instead of hiding it.
         db.executemany("INSERT INTO jobs VALUES (?, ?, ?, ?, ?, ?)", jobs)
@@ -184,7 +211,10 @@ async def read(
     window: asyncio.Semaphore,
     workers: int,
 ) -> int:
-    """Read the batch from ``start``; queue each page for the committer and its links."""
+    """Read the batch from ``start``.
+
+    Queue each page for the committer, and its links for the workers.
+    """
     progress = ReadProgress()
     offset = start
     read_pages = client.iter_batch_scrape_sitemap_pages(
@@ -215,10 +245,14 @@ async def fetch(session: aiohttp.ClientSession, url: str) -> Fetched:
     return Fetched(response.status, len(body))
 
 
-async def work(session: aiohttp.ClientSession, links: asyncio.Queue[Link | None]) -> None:
-    """Fetch links until the sentinel comes, reporting each result to its page."""
+async def work(
+    session: aiohttp.ClientSession, links: asyncio.Queue[Link | None]
+) -> None:
+    """Fetch links until the sentinel comes; report each result to its page."""
     while (link := await links.get()) is not None:
-        link.page.record(link.job_offset, link.position, await fetch(session, link.url))
+        link.page.record(
+            link.job_offset, link.position, await fetch(session, link.url)
+        )
 
 
 async def commit_in_order(
@@ -228,7 +262,7 @@ async def commit_in_order(
     window: asyncio.Semaphore,
     crash_after: int | None,
 ) -> None:
-    """Commit each page once it is done, in read order, with the checkpoint after it."""
+    """Commit each page once it is done, in read order, with its checkpoint."""
     committed = 0
     while (page := await pages.get()) is not None:
         await page.done.wait()
@@ -240,13 +274,21 @@ async def commit_in_order(
         committed += 1
         if committed == crash_after:
             # Later pages are being fetched, and are lost: as with kill -9.
-            print(f"simulated crash after committing {committed} pages", flush=True)
+            print(
+                f"simulated crash after committing {committed} pages",
+                flush=True,
+            )
             os._exit(CRASHED)
 
 
 @contextlib.asynccontextmanager
-async def open_batch(args: argparse.Namespace) -> AsyncIterator[tuple[BlatClient, str]]:
-    """A client and a batch id: the real API with ``BLAT_API_KEY``, else fake servers."""
+async def open_batch(
+    args: argparse.Namespace,
+) -> AsyncIterator[tuple[BlatClient, str]]:
+    """A client and a batch id.
+
+    The real API with ``BLAT_API_KEY``, else fake servers.
+    """
     if os.environ.get("BLAT_API_KEY"):
         if args.batch_id is None:
             raise SystemExit("BLAT_API_KEY is set: give the BATCH_ID to read")
@@ -257,46 +299,85 @@ async def open_batch(args: argparse.Namespace) -> AsyncIterator[tuple[BlatClient
 
     # The same batch on every run, with links on a site at the same port, so
     # that a restarted run reads the links the first one stored.
-    async with FakeSite(port=args.site_port) as site, FakeBlatServer() as server:
+    async with (
+        FakeSite(port=args.site_port) as site,
+        FakeBlatServer() as server,
+    ):
         batch = server.add_batch(
-            "sqlite-demo", 45, page_size=5, failed=0.1, seed=1, link_base=site.link_base
+            "sqlite-demo",
+            45,
+            page_size=5,
+            failed=0.1,
+            seed=1,
+            link_base=site.link_base,
         )
-        async with BlatClient(server.api_key, base_url=server.base_url) as client:
+        async with BlatClient(
+            server.api_key, base_url=server.base_url
+        ) as client:
             yield client, batch.batch_id
 
 
 def report(db: sqlite3.Connection, batch_id: str) -> bool:
-    """Print what the tables hold for the batch; return whether each job is there once."""
+    """Print what the tables hold for the batch.
+
+    Return whether each job is there exactly once.
+    """
     offset = checkpoint(db, batch_id)
     jobs, distinct, top = db.execute(
-        "SELECT COUNT(*), COUNT(DISTINCT job_id), MAX(job_offset) FROM jobs WHERE batch_id = ?",
+        "SELECT COUNT(*), COUNT(DISTINCT job_id), MAX(job_offset)"
+        " FROM jobs WHERE batch_id = ?",
         (batch_id,),
     ).fetchone()
-    (pages,) = db.execute("SELECT COUNT(*) FROM pages WHERE batch_id = ?", (batch_id,)).fetchone()
+    (pages,) = db.execute(
+        "SELECT COUNT(*) FROM pages WHERE batch_id = ?", (batch_id,)
+    ).fetchone()
     once = jobs == distinct == offset and (top is None or top == offset - 1)
-    print(f"stored {jobs} jobs and {pages} pages, {'each exactly once' if once else 'NOT once'}")
+    print(
+        f"stored {jobs} jobs and {pages} pages, "
+        f"{'each exactly once' if once else 'NOT once'}"
+    )
     return bool(once)
 
 
 async def crawl(
-    client: BlatClient, batch_id: str, db: sqlite3.Connection, start: int, args: argparse.Namespace
+    client: BlatClient,
+    batch_id: str,
+    db: sqlite3.Connection,
+    start: int,
+    args: argparse.Namespace,
 ) -> int:
-    """Run the reader, the workers and the committer to the end; return the pages read."""
+    """Run the reader, the workers and the committer to the end.
+
+    Return the pages read.
+    """
     links: asyncio.Queue[Link | None] = asyncio.Queue(maxsize=args.queue_size)
     pages: asyncio.Queue[PageOfWork | None] = asyncio.Queue()
     # At most this many pages read and not committed: the memory bound when
     # one slow link holds up the commit of the pages behind it.
     window = asyncio.Semaphore(args.window)
     async with (
-        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session,
+        aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=30)
+        ) as session,
         asyncio.TaskGroup() as group,
     ):
         reader = group.create_task(
-            read(client, batch_id, start, args.follow, links, pages, window, args.workers)
+            read(
+                client,
+                batch_id,
+                start,
+                args.follow,
+                links,
+                pages,
+                window,
+                args.workers,
+            )
         )
         for _ in range(args.workers):
             group.create_task(work(session, links))
-        group.create_task(commit_in_order(db, batch_id, pages, window, args.crash_after))
+        group.create_task(
+            commit_in_order(db, batch_id, pages, window, args.crash_after)
+        )
     return reader.result()
 
 
@@ -313,25 +394,49 @@ async def run(args: argparse.Namespace) -> int:
                 # committer, and raised an ExceptionGroup holding the BlatError.
                 # (`return` is not allowed in an except* clause.)
                 for error in group.exceptions:
-                    print(f"reading batch {batch_id} failed: {error}", file=sys.stderr)
+                    print(
+                        f"reading batch {batch_id} failed: {error}",
+                        file=sys.stderr,
+                    )
             if pages_read is None:
                 offset = checkpoint(db, batch_id)
-                print(f"committed up to offset {offset}: run again to resume", file=sys.stderr)
+                print(
+                    f"committed up to offset {offset}: run again to resume",
+                    file=sys.stderr,
+                )
                 return 1
             print(f"read {pages_read} pages in this run")
             return 0 if report(db, batch_id) else 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("batch_id", nargs="?", help="the batch to read (needs BLAT_API_KEY)")
-    parser.add_argument("--db", type=Path, required=True, help="the SQLite database file")
-    parser.add_argument("--workers", type=int, default=8, help="links fetched at once")
-    parser.add_argument("--queue-size", type=int, default=100, help="the link queue's maxsize")
-    parser.add_argument("--window", type=int, default=16, help="most pages read, not committed")
-    parser.add_argument("--follow", action="store_true", help="follow a running batch")
-    parser.add_argument("--crash-after", type=int, help="exit at once after committing N pages")
-    parser.add_argument("--site-port", type=int, default=8808, help="the demo site's port")
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0] if __doc__ else None
+    )
+    parser.add_argument(
+        "batch_id", nargs="?", help="the batch to read (needs BLAT_API_KEY)"
+    )
+    parser.add_argument(
+        "--db", type=Path, required=True, help="the SQLite database file"
+    )
+    parser.add_argument(
+        "--workers", type=int, default=8, help="links fetched at once"
+    )
+    parser.add_argument(
+        "--queue-size", type=int, default=100, help="the link queue's maxsize"
+    )
+    parser.add_argument(
+        "--window", type=int, default=16, help="most pages read, not committed"
+    )
+    parser.add_argument(
+        "--follow", action="store_true", help="follow a running batch"
+    )
+    parser.add_argument(
+        "--crash-after", type=int, help="exit at once after committing N pages"
+    )
+    parser.add_argument(
+        "--site-port", type=int, default=8808, help="the demo site's port"
+    )
     return asyncio.run(run(parser.parse_args(argv)))
 
 

@@ -1,4 +1,6 @@
-"""Resume after a crash: store where the read stands, restart from there, handle each item once.
+"""Resume after a crash: store where the read stands, restart from there.
+
+Each item is handled exactly once.
 
 The program appends one line per item to ``handled.jsonl`` and, after each
 item, commits a checkpoint to ``checkpoint.json``: ``ReadProgress.offset``
@@ -13,7 +15,8 @@ stored offset: every item ends up in the output exactly once.
 
 Simulate a crash after 17 items, then restart::
 
-    python examples/resume_after_crash.py --state /tmp/resume --size 45 --crash-after 17
+    python examples/resume_after_crash.py --state /tmp/resume --size 45 \
+        --crash-after 17
     python examples/resume_after_crash.py --state /tmp/resume --size 45
 
 With ``BLAT_API_KEY`` set, give a real BATCH_ID instead of ``--size``.
@@ -38,8 +41,13 @@ CRASHED: Final = 70
 
 
 @contextlib.asynccontextmanager
-async def open_batch(batch_id: str | None, size: int) -> AsyncIterator[tuple[BlatClient, str]]:
-    """A client and a batch id: the real API with ``BLAT_API_KEY``, else the fake server."""
+async def open_batch(
+    batch_id: str | None, size: int
+) -> AsyncIterator[tuple[BlatClient, str]]:
+    """A client and a batch id.
+
+    The real API with ``BLAT_API_KEY``, else the fake server.
+    """
     if os.environ.get("BLAT_API_KEY"):
         if batch_id is None:
             raise SystemExit("BLAT_API_KEY is set: give the BATCH_ID to read")
@@ -48,15 +56,20 @@ async def open_batch(batch_id: str | None, size: int) -> AsyncIterator[tuple[Bla
         return
     from blat_async.testing import FakeBlatServer
 
-    # The same id, size and seed on every run: the restarted program reads the same batch.
+    # The same id, size and seed on every run: the restarted program reads the
+    # same batch.
     async with FakeBlatServer() as server:
-        batch = server.add_batch("resume-demo", size, page_size=5, failed=0.2, seed=1)
-        async with BlatClient(server.api_key, base_url=server.base_url) as client:
+        batch = server.add_batch(
+            "resume-demo", size, page_size=5, failed=0.2, seed=1
+        )
+        async with BlatClient(
+            server.api_key, base_url=server.base_url
+        ) as client:
             yield client, batch.batch_id
 
 
 def load_checkpoint(path: Path) -> tuple[int, int]:
-    """Return the stored ``(offset, output_bytes)``, or ``(0, 0)`` on a first run."""
+    """Return the stored ``(offset, output_bytes)``, or ``(0, 0)`` at first."""
     try:
         state = json.loads(path.read_text())
     except FileNotFoundError:
@@ -65,7 +78,7 @@ def load_checkpoint(path: Path) -> tuple[int, int]:
 
 
 def commit_checkpoint(path: Path, offset: int, output_bytes: int) -> None:
-    """Replace the checkpoint in one step: a crash leaves the old one or the new one."""
+    """Replace the checkpoint in one step: a crash leaves the old or the new."""
     temporary = path.with_suffix(".tmp")
     with temporary.open("w") as file:
         json.dump({"offset": offset, "output_bytes": output_bytes}, file)
@@ -93,36 +106,67 @@ async def run(args: argparse.Namespace) -> None:
     offset, output_bytes = load_checkpoint(checkpoint)
     with handled.open("a+") as output:
         dropped = output.tell() - output_bytes
-        # Anything written after the last commit belongs to an item that is read again.
+        # Anything written after the last commit belongs to an item that is read
+        # again.
         output.truncate(output_bytes)
         output.seek(output_bytes)
-        print(f"resuming from offset {offset} (dropped {dropped} uncommitted bytes)")
+        print(
+            f"resuming from offset {offset}"
+            f" (dropped {dropped} uncommitted bytes)"
+        )
         progress = ReadProgress()
         async with open_batch(args.batch_id, args.size) as (client, batch_id):
-            items = client.iter_batch_scrape_sitemap(batch_id, start=offset, progress=progress)
+            items = client.iter_batch_scrape_sitemap(
+                batch_id, start=offset, progress=progress
+            )
             async with contextlib.aclosing(items):
                 async for item in items:
                     handle(item, output)
                     if progress.items == args.crash_after:
-                        # The worst moment: the item is handled, its checkpoint not committed.
-                        print(f"simulated crash after {progress.items} items", flush=True)
+                        # The worst moment: the item is handled, its checkpoint
+                        # not committed.
+                        print(
+                            f"simulated crash after {progress.items} items",
+                            flush=True,
+                        )
                         os._exit(CRASHED)
-                    # progress.offset already points past this item: where to resume.
-                    commit_checkpoint(checkpoint, progress.offset, output.tell())
-    print(f"read {progress.items} items in this run, ended at offset {progress.offset}")
-    job_ids = [json.loads(line)["job_id"] for line in handled.read_text().splitlines()]
+                    # progress.offset already points past this item: where to
+                    # resume.
+                    commit_checkpoint(
+                        checkpoint, progress.offset, output.tell()
+                    )
+    print(
+        f"read {progress.items} items in this run,"
+        f" ended at offset {progress.offset}"
+    )
+    job_ids = [
+        json.loads(line)["job_id"] for line in handled.read_text().splitlines()
+    ]
     once = len(job_ids) == len(set(job_ids)) == progress.offset
-    print(f"{len(job_ids)} items handled overall, {'each exactly once' if once else 'NOT once'}")
+    print(
+        f"{len(job_ids)} items handled overall, "
+        f"{'each exactly once' if once else 'NOT once'}"
+    )
     if not once:
         sys.exit(1)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("batch_id", nargs="?", help="the batch to read (needs BLAT_API_KEY)")
-    parser.add_argument("--state", type=Path, required=True, help="the checkpoint's folder")
-    parser.add_argument("--size", type=int, default=45, help="jobs in the fake batch")
-    parser.add_argument("--crash-after", type=int, help="crash after handling this many items")
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0] if __doc__ else None
+    )
+    parser.add_argument(
+        "batch_id", nargs="?", help="the batch to read (needs BLAT_API_KEY)"
+    )
+    parser.add_argument(
+        "--state", type=Path, required=True, help="the checkpoint's folder"
+    )
+    parser.add_argument(
+        "--size", type=int, default=45, help="jobs in the fake batch"
+    )
+    parser.add_argument(
+        "--crash-after", type=int, help="crash after handling this many items"
+    )
     asyncio.run(run(parser.parse_args(argv)))
 
 

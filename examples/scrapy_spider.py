@@ -1,4 +1,4 @@
-"""Scrapy: crawl every link of a batch, starting while Blat is still scraping its sitemaps.
+"""Scrapy: crawl every link of a batch while Blat still scrapes its sitemaps.
 
 The spider's ``async def start()`` (Scrapy 2.13 or newer, on the asyncio
 reactor) reads the batch with ``BlatClient`` and yields a ``Request`` for each
@@ -27,19 +27,21 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any, Final
 
 import scrapy
+from blat_async import BlatClient, BlatError, ReadProgress
 from scrapy import signals
 from scrapy.crawler import CrawlerProcess
 from scrapy.http import Response
 
-from blat_async import BlatClient, BlatError, ReadProgress
-
 # BlatClient runs on asyncio: Scrapy must run on Twisted's asyncio reactor
-# (its default since 2.13; said here so that a project setting cannot change it).
-ASYNCIO_REACTOR: Final = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
+# (its default since 2.13; said here so that a project setting cannot change
+# it).
+ASYNCIO_REACTOR: Final = (
+    "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
+)
 
 
 class BatchLinksSpider(scrapy.Spider):
-    """Crawls the links of one Blat batch; ``parse`` is where your own parsing goes."""
+    """Crawls the links of one Blat batch; your parsing goes in ``parse``."""
 
     name = "blat_batch_links"
 
@@ -56,19 +58,26 @@ class BatchLinksSpider(scrapy.Spider):
         super().__init__(**kwargs)
         self.batch_id = batch_id
         # `scrapy crawl -a follow=false -a poll_interval=5` passes strings.
-        self.follow = follow if isinstance(follow, bool) else follow.lower() in ("1", "true", "yes")
+        self.follow = (
+            follow
+            if isinstance(follow, bool)
+            else follow.lower() in ("1", "true", "yes")
+        )
         self.poll_interval = float(poll_interval)
-        # None: BlatClient reads BLAT_API_KEY and BLAT_BASE_URL, as in production.
+        # None: BlatClient reads BLAT_API_KEY and BLAT_BASE_URL, as in
+        # production.
         self.api_key = api_key
         self.base_url = base_url
 
     async def start(self) -> AsyncIterator[scrapy.Request]:
-        """Yield a request for every link of the batch, as its sitemap jobs come in."""
+        """Yield a request for every link of the batch, as its jobs come in."""
         stats = self.crawler.stats
         assert stats is not None
         progress = ReadProgress()
         try:
-            async with BlatClient(self.api_key, base_url=self.base_url) as client:
+            async with BlatClient(
+                self.api_key, base_url=self.base_url
+            ) as client:
                 items = client.iter_batch_scrape_sitemap(
                     self.batch_id,
                     follow=self.follow,
@@ -86,7 +95,9 @@ class BatchLinksSpider(scrapy.Spider):
                             await self.wait_while_busy()
                             stats.inc_value("blat/links")
                             yield scrapy.Request(
-                                link, callback=self.parse, cb_kwargs={"sitemap": sitemap}
+                                link,
+                                callback=self.parse,
+                                cb_kwargs={"sitemap": sitemap},
                             )
         except BlatError as error:
             # Raised out of start(), the error would be logged with a traceback,
@@ -94,15 +105,20 @@ class BatchLinksSpider(scrapy.Spider):
             # CloseSpider from start() needs Scrapy 2.18). Log it, keep it in
             # the stats for the program's exit status, and end start(): the
             # pages already queued are crawled, and the spider closes.
-            self.logger.error("reading batch %s failed: %s", self.batch_id, error)
+            self.logger.error(
+                "reading batch %s failed: %s", self.batch_id, error
+            )
             stats.set_value("blat/read_error", str(error))
             return
         self.logger.info(
-            "batch %s read to offset %d, status %s", self.batch_id, progress.offset, progress.status
+            "batch %s read to offset %d, status %s",
+            self.batch_id,
+            progress.offset,
+            progress.status,
         )
 
     async def wait_while_busy(self) -> None:
-        """Wait while Scrapy cannot take more requests, until its scheduler runs dry.
+        """While Scrapy needs to back out, wait until its scheduler is empty.
 
         Scrapy reads ``start()`` ahead of its downloader, so without this wait
         every link of the batch would queue in its scheduler's memory. With it,
@@ -113,7 +129,9 @@ class BatchLinksSpider(scrapy.Spider):
         if engine is not None and engine.needs_backout():
             await self.crawler.signals.wait_for(signals.scheduler_empty)
 
-    def parse(self, response: Response, **kwargs: Any) -> Iterator[dict[str, Any]]:
+    def parse(
+        self, response: Response, **kwargs: Any
+    ) -> Iterator[dict[str, Any]]:
         """One item per page; replace with your own extraction."""
         yield {
             "url": response.url,
@@ -123,8 +141,10 @@ class BatchLinksSpider(scrapy.Spider):
         }
 
 
-def crawl(spider_args: dict[str, Any], output: str | None, concurrency: int) -> dict[str, Any]:
-    """Run the spider to the end in this process; return Scrapy's stats of the crawl."""
+def crawl(
+    spider_args: dict[str, Any], output: str | None, concurrency: int
+) -> dict[str, Any]:
+    """Run the spider to the end in this process; return Scrapy's stats."""
     settings: dict[str, Any] = {
         "TWISTED_REACTOR": ASYNCIO_REACTOR,
         "LOG_LEVEL": "INFO",
@@ -143,7 +163,10 @@ def crawl(spider_args: dict[str, Any], output: str | None, concurrency: int) -> 
 
 @contextlib.contextmanager
 def spider_args(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
-    """The spider's arguments: the real API with ``BLAT_API_KEY``, else fake servers."""
+    """The spider's arguments.
+
+    The real API with ``BLAT_API_KEY``, else fake servers.
+    """
     common = {"follow": args.follow, "poll_interval": args.poll_interval}
     if os.environ.get("BLAT_API_KEY"):
         if args.batch_id is None:
@@ -153,8 +176,12 @@ def spider_args(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
     from blat_async.testing import FakeBlatServer, FakeSite
 
     # In threads: Scrapy runs its own event loop in this one. The batch is still
-    # running when the crawl starts: jobs_per_second more of it appear each second.
-    with FakeSite().run_in_thread() as site, FakeBlatServer().run_in_thread() as server:
+    # running when the crawl starts: jobs_per_second more of it appear each
+    # second.
+    with (
+        FakeSite().run_in_thread() as site,
+        FakeBlatServer().run_in_thread() as server,
+    ):
         batch = server.add_batch(
             "scrapy-demo",
             args.size,
@@ -172,20 +199,36 @@ def spider_args(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("batch_id", nargs="?", help="the batch to read (needs BLAT_API_KEY)")
-    parser.add_argument("-o", "--output", help="write one JSON line per page to this file")
-    parser.add_argument("--concurrency", type=int, default=16, help="pages fetched at once")
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0] if __doc__ else None
+    )
+    parser.add_argument(
+        "batch_id", nargs="?", help="the batch to read (needs BLAT_API_KEY)"
+    )
+    parser.add_argument(
+        "-o", "--output", help="write one JSON line per page to this file"
+    )
+    parser.add_argument(
+        "--concurrency", type=int, default=16, help="pages fetched at once"
+    )
     parser.add_argument(
         "--no-follow",
         dest="follow",
         action="store_false",
-        help="take the jobs finished so far instead of following a running batch",
+        help="take the jobs finished so far"
+        " instead of following a running batch",
     )
-    parser.add_argument("--poll-interval", type=float, default=2.0, help="seconds between polls")
-    parser.add_argument("--size", type=int, default=30, help="jobs in the fake batch")
     parser.add_argument(
-        "--jobs-per-second", type=float, default=10.0, help="how fast the fake batch runs"
+        "--poll-interval", type=float, default=2.0, help="seconds between polls"
+    )
+    parser.add_argument(
+        "--size", type=int, default=30, help="jobs in the fake batch"
+    )
+    parser.add_argument(
+        "--jobs-per-second",
+        type=float,
+        default=10.0,
+        help="how fast the fake batch runs",
     )
     args = parser.parse_args(argv)
     if not os.environ.get("BLAT_API_KEY"):
@@ -195,11 +238,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         stats = crawl(arguments, args.output, args.concurrency)
     reason = stats.get("finish_reason")
     print(
-        f"batch {arguments['batch_id']}: {stats.get('blat/sitemap_jobs', 0)} sitemap jobs, "
-        f"{stats.get('blat/sitemap_jobs_failed', 0)} failed, {stats.get('blat/links', 0)} links"
+        f"batch {arguments['batch_id']}: "
+        f"{stats.get('blat/sitemap_jobs', 0)} sitemap jobs, "
+        f"{stats.get('blat/sitemap_jobs_failed', 0)} failed, "
+        f"{stats.get('blat/links', 0)} links"
     )
-    pages = stats.get("response_received_count", 0) - stats.get("robotstxt/response_count", 0)
-    print(f"pages crawled: {pages}, items scraped: {stats.get('item_scraped_count', 0)}")
+    pages = stats.get("response_received_count", 0) - stats.get(
+        "robotstxt/response_count", 0
+    )
+    print(
+        f"pages crawled: {pages}, "
+        f"items scraped: {stats.get('item_scraped_count', 0)}"
+    )
     print(f"spider closed: {reason}")
     if error := stats.get("blat/read_error"):
         print(f"reading the batch failed: {error}")

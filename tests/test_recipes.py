@@ -28,8 +28,8 @@ SH = shutil.which("sh") or "/bin/sh"
 
 # The CSV one-liner that docs/recipes/export.md shows; the test runs it as shown.
 JQ_CSV = (
-    "jq -r '[.metadata.job_id, .metadata.url, .success, .error_code, .error, "
-    "(.links | length)] | @csv' batch.jsonl > batch.csv"
+    "jq -r '[.metadata.job_id, .metadata.url, .success, .error_code, .error,\n"
+    "    (.links | length)] | @csv' batch.jsonl > batch.csv"
 )
 
 

@@ -1,4 +1,6 @@
-"""Griffe extensions for the API reference, loaded by mkdocstrings (see mkdocs.yml).
+"""Griffe extensions for the API reference, loaded by mkdocstrings.
+
+mkdocs.yml lists them.
 
 - `AttrsFieldDefaults` shows an attrs field's default, not the
   ``attrs.field(default=3, validator=...)`` call that declares it.
@@ -25,25 +27,30 @@ _CONSTANT = re.compile(r"_?[A-Z][A-Z0-9_]*")
 
 
 def _objects(obj: griffe.Object) -> Iterator[griffe.Object]:
-    """``obj`` and every object defined in it, aliases (imported names) left out."""
+    """``obj`` and every object defined in it, but no alias (imported name)."""
     yield obj
     for member in obj.members.values():
         if not member.is_alias:
             yield from _objects(member)  # type: ignore[arg-type]
 
 
-_ATTRS_FIELDS = frozenset({"attrs.field", "attr.ib", "attr.attrib", "attr.field"})
+_ATTRS_FIELDS = frozenset(
+    {"attrs.field", "attr.ib", "attr.attrib", "attr.field"}
+)
 
 
 class AttrsFieldDefaults(griffe.Extension):
     """Replace an attrs field's ``attrs.field(...)`` value with its default.
 
-    A field with a converter shows none: the value it holds is not the default given.
+    A field with a converter shows none: the value it holds is not the default
+    given.
     """
 
     def on_package(self, *, pkg: griffe.Module, **kwargs: Any) -> None:
         for obj in _objects(pkg):
-            if not isinstance(obj, griffe.Attribute) or not isinstance(obj.value, griffe.ExprCall):
+            if not isinstance(obj, griffe.Attribute) or not isinstance(
+                obj.value, griffe.ExprCall
+            ):
                 continue
             if obj.value.function.canonical_path in _ATTRS_FIELDS:
                 obj.value = self._default(obj.value)
@@ -65,7 +72,7 @@ class AttrsFieldDefaults(griffe.Extension):
 
 
 class ConstantDefaults(griffe.Extension):
-    """Replace a default that names a module constant with the constant's value."""
+    """Replace a default that names a module constant with its value."""
 
     def on_package(self, *, pkg: griffe.Module, **kwargs: Any) -> None:
         for obj in _objects(pkg):
@@ -80,7 +87,9 @@ class ConstantDefaults(griffe.Extension):
                     obj.value = value
 
     @staticmethod
-    def _value(default: str | griffe.Expr | None, pkg: griffe.Module) -> str | griffe.Expr | None:
+    def _value(
+        default: str | griffe.Expr | None, pkg: griffe.Module
+    ) -> str | griffe.Expr | None:
         if not isinstance(default, griffe.ExprName | griffe.ExprAttribute):
             return None
         path = default.canonical_path
@@ -95,7 +104,7 @@ class ConstantDefaults(griffe.Extension):
 
 
 class DoctestBlocks(griffe.Extension):
-    """Fence the doctests of docstrings, outside sections, as ``pycon`` code blocks."""
+    """Fence the doctests of docstrings, outside sections, as pycon blocks."""
 
     def on_package(self, *, pkg: griffe.Module, **kwargs: Any) -> None:
         for obj in _objects(pkg):
@@ -104,7 +113,9 @@ class DoctestBlocks(griffe.Extension):
 
 
 def fence_doctests(text: str) -> str:
-    """Put each run of doctest lines that starts a line, outside fences, in a pycon block.
+    """Put each run of doctest lines outside fences in a ``pycon`` block.
+
+    A doctest line is one that starts with ``>>>``.
 
     A run ends at a blank line, as doctest's own examples do.
     """
