@@ -42,6 +42,8 @@ class ExitCode(enum.IntEnum):
 
     OK = 0
     """Success, or the reader of stdout went away (``| head``)."""
+    OUTPUT = 1
+    """Stdout could not take what was written (a full disk)."""
     USAGE = 2
     """A mistake in the command line."""
     AUTHENTICATION = 3
@@ -118,6 +120,7 @@ def _positive_float(text: str) -> float:
 
 _EXIT_CODES: Final = {
     ExitCode.OK: "success, or the reader of stdout went away (| head)",
+    ExitCode.OUTPUT: "stdout could not take what was written (a full disk)",
     ExitCode.USAGE: "a mistake in the command line",
     ExitCode.AUTHENTICATION: "no key, a wrong key (401), or no access to the batch (403)",
     ExitCode.NOT_FOUND: "no such batch, or it expired (404)",

@@ -97,6 +97,21 @@ def _arguments_checked(sources: _Sources = _Sources()) -> Iterator[None]:
         raise _Failure(ExitCode.USAGE, _in_cli_words(str(error), sources)) from error
 
 
+@contextlib.contextmanager
+def _writing() -> Iterator[None]:
+    """Report a stdout that cannot take more (a full disk) in one line.
+
+    A closed pipe is no failure: `BrokenPipeError` goes on to `_run`.
+    """
+    try:
+        yield
+    except BrokenPipeError:
+        raise
+    except OSError as error:
+        message = f"cannot write to stdout: {error.strerror or error}"
+        raise _Failure(ExitCode.OUTPUT, message) from error
+
+
 def _exit_code(error: BlatError) -> ExitCode:
     if isinstance(error, AuthenticationError | PermissionDeniedError):
         return ExitCode.AUTHENTICATION
@@ -172,17 +187,17 @@ async def _stream(
     with _progress_bar(not args.no_progress, out) as bar:
         async with contextlib.aclosing(pages):
             async for page in pages:
-                if args.links:
-                    out.writelines(f"{link}\n" for item in page.data for link in item.links)
-                else:
-                    out.writelines(f"{_item_json(item)}\n" for item in page.data)
+                with _writing():
+                    if args.links:
+                        out.writelines(f"{link}\n" for item in page.data for link in item.links)
+                    else:
+                        out.writelines(f"{_item_json(item)}\n" for item in page.data)
                 if bar is not None:
                     bar.total = _bar_total(args.start, args.stop, progress.total)
                     # Only the batch's status: its processed count is of the whole
                     # batch, not of the items from --from to --stop that the bar counts.
                     bar.set_postfix(status=progress.status)
                     bar.update(len(page.data))
-    out.flush()
 
 
 def _unfinished(args: argparse.Namespace, batch_id: str, progress: ReadProgress) -> str | None:
@@ -266,11 +281,12 @@ async def _status(run: _Run) -> None:
         "total": page.total,
         "expires_at": page.expires_at,
     }
-    if args.json:
-        print(json.dumps(fields))
-    else:
-        for name, value in fields.items():
-            print(f"{name}: {'-' if value is None else value}")
+    with _writing():
+        if args.json:
+            print(json.dumps(fields))
+        else:
+            for name, value in fields.items():
+                print(f"{name}: {'-' if value is None else value}")
 
 
 @attrs.frozen
@@ -348,12 +364,13 @@ async def _serve(run: _Run) -> None:
         jobs_per_second=args.jobs_per_second,
     )
     async with _sample_server(sample) as (server, batches):
-        print(f"base_url: {server.base_url}")
-        print(f"api_key: {server.api_key}")
-        for batch in batches:
-            print(f"batch: {batch.batch_id}")
+        with _writing():
+            print(f"base_url: {server.base_url}")
+            print(f"api_key: {server.api_key}")
+            for batch in batches:
+                print(f"batch: {batch.batch_id}")
+            sys.stdout.flush()
         _say("serving until interrupted (Ctrl-C)")
-        sys.stdout.flush()
         await asyncio.Event().wait()
 
 
@@ -431,6 +448,8 @@ def _run(run: _Run) -> ExitCode:
         _check(run.args)
         with _verbose(getattr(run.args, "verbose", 0)):
             asyncio.run(command(run))
+        with _writing():
+            sys.stdout.flush()
     except KeyboardInterrupt:
         return _fail(ExitCode.INTERRUPTED, f"interrupted{_resume(run.progress)}")
     except BrokenPipeError:
@@ -439,6 +458,9 @@ def _run(run: _Run) -> ExitCode:
         code = error.code if isinstance(error, _Failure) else _exit_code(error)
         # Before the first item, the command as it was typed is where to resume.
         progress = run.progress if run.progress is not None and run.progress.items else None
+        if code is ExitCode.OUTPUT:
+            # Items were handed out that stdout did not take: no offset is sure.
+            progress = None
         return _fail(code, f"{error}{_resume(progress)}")
     return ExitCode.OK
 

@@ -736,3 +736,24 @@ def test_the_command_line_starts_without_the_fake_server(module: str) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout == "[]\n"
+
+
+@pytest.mark.parametrize(
+    "args", [["demo", "--size", "3000"], ["demo", "--size", "3"], ["serve", "--port", "0"]]
+)
+def test_a_full_disk_ends_with_one_line_and_the_output_code(args: list[str]) -> None:
+    with open("/dev/full", "w") as full:
+        result = subprocess.run(
+            [sys.executable, "-m", "blat_async", *args],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert result.returncode == ExitCode.OUTPUT
+    last = result.stderr.splitlines()[-1]
+    assert last == "blat-async: cannot write to stdout: No space left on device"
+    assert "Traceback" not in result.stderr
+    assert "Exception ignored" not in result.stderr
+    assert "resume" not in result.stderr
