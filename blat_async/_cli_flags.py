@@ -53,7 +53,7 @@ class ExitCode(enum.IntEnum):
     API_ERROR = 5
     """Any other API error, or a response the client cannot read."""
     NETWORK = 6
-    """No connection, a dropped connection, or a timeout."""
+    """No connection, a dropped connection, or a timeout; or the fake server cannot listen."""
     INTERRUPTED = 130
     """Stopped by Ctrl-C."""
 

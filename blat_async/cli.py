@@ -10,16 +10,16 @@ blat-async demo                  # a sample batch from the embedded fake server
 blat-async serve                 # the fake server in the foreground
 ```
 
-Exit codes: 0 success (and a closed pipe, as in ``| head``), 2 usage,
-3 authentication or permission, 4 batch not found, 5 any other API error or
-a response the client cannot read, 6 network (or the fake server of ``demo``
-and ``serve`` cannot listen), 130 interrupted (Ctrl-C).
+Exit codes: 0 success (and a closed pipe, as in ``| head``), 1 stdout could
+not take the output (a full disk), 2 usage, 3 authentication or permission,
+4 batch not found, 5 any other API error or a response the client cannot
+read, 6 network (or the fake server of ``demo`` and ``serve`` cannot listen),
+130 interrupted (Ctrl-C).
 
-The key and the base
-URL are left to the client, which reads ``BLAT_API_KEY`` and
-``BLAT_BASE_URL``; a message about a value the environment gave names the
-variable, not the flag. An error after the first item says where to resume,
-as Ctrl-C does.
+The key and the base URL are left to the client, which reads
+``BLAT_API_KEY`` and ``BLAT_BASE_URL``; a message about a value the
+environment gave names the variable, not the flag. An error after the first
+item says where to resume, as Ctrl-C does.
 """
 
 from __future__ import annotations
@@ -291,7 +291,11 @@ async def _status(run: _Run) -> None:
 
 @attrs.frozen
 class _Sample:
-    """The fake server and the sample batches that ``demo`` and ``serve`` start."""
+    """The fake server and the sample batches that ``demo`` and ``serve`` start.
+
+    The defaults are ``demo``'s: any free port on loopback, a key of its own,
+    one batch, all of it done. ``serve`` passes its flags for each.
+    """
 
     size: int
     page_size: int
