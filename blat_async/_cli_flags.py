@@ -69,9 +69,9 @@ def _batch_id(text: str) -> str:
     return text
 
 
-# argparse calls a value's check with the text after the flag, and names the
-# flag before the message of the ArgumentTypeError it raises; any other error
-# would be reported with the check's Python name.
+# argparse calls a value's check with the text after the flag, and prints the
+# flag before the message of the ArgumentTypeError it raises; a ValueError
+# would print "invalid <the check's Python name> value" instead.
 
 
 def _whole_number(text: str, minimum: int, maximum: int | None = None) -> int:

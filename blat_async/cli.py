@@ -309,7 +309,10 @@ class _Sample:
 
 @contextlib.asynccontextmanager
 async def _sample_server(sample: _Sample) -> AsyncIterator[tuple[Any, list[Any]]]:
-    """The started fake server and its sample batches, of which a tenth of the jobs failed."""
+    """The started fake server and its sample batches, in each a tenth of the jobs failed.
+
+    The tenth is rounded: a batch of 5 jobs has none that failed.
+    """
     # Imported here: the fake server loads aiohttp's web server, which the
     # other commands never need.
     from .testing import FakeBlatServer
