@@ -1,7 +1,14 @@
 """The ``blat-async`` command line's flags, help texts and exit codes: no I/O.
 
-Its defaults are the client's: read from the signatures of `BlatClient` and
-`RetryPolicy`, so that the two cannot differ.
+The connection and reading flags' defaults are the client's: read from the
+signatures of `BlatClient` and `RetryPolicy`, so that the two cannot differ.
+The fake server's flags have defaults of their own, set here.
+
+Every parser refuses abbreviated flags (``--fro`` is not ``--from``), and a
+flag a command does not know is reported with that command's usage. Each
+value is checked as it is parsed, and a refusal names the flag and what it
+takes. This module imports neither aiohttp's server nor `blat_async.testing`,
+so that the command starts without them.
 """
 
 from __future__ import annotations
@@ -9,17 +16,25 @@ from __future__ import annotations
 import argparse
 import enum
 import inspect
+import math
 from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 from . import BlatClient, RetryPolicy, __version__
-from .testing import DEFAULT_PAGE_SIZE
+from ._defaults import DEFAULT_PAGE_SIZE
 
-__all__ = ["PROG", "ExitCode", "parser"]
+__all__ = ["PROG", "ExitCode", "parse_args", "parser"]
 
 PROG: Final = "blat-async"
 _DEMO_SIZE: Final = 120
+"""Sitemap jobs in each sample batch of ``demo`` and ``serve`` (``--size``)."""
 _DEMO_PAGE_SIZE: Final = DEFAULT_PAGE_SIZE
+"""Items per page of the sample batches (``--page-size``): the fake server's default."""
+_SERVE_PORT: Final = 8089
+"""The port ``serve`` listens on (``--port``); ``demo`` takes any free one."""
+_SERVE_KEY: Final = "fake-blat-key"
+"""The key ``serve`` accepts (its ``--api-key``)."""
+_MAX_PORT: Final = 65535
 
 
 class ExitCode(enum.IntEnum):
@@ -27,6 +42,8 @@ class ExitCode(enum.IntEnum):
 
     OK = 0
     """Success, or the reader of stdout went away (``| head``)."""
+    OUTPUT = 1
+    """Stdout could not take what was written (a full disk)."""
     USAGE = 2
     """A mistake in the command line."""
     AUTHENTICATION = 3
@@ -36,7 +53,7 @@ class ExitCode(enum.IntEnum):
     API_ERROR = 5
     """Any other API error, or a response the client cannot read."""
     NETWORK = 6
-    """No connection, a dropped connection, or a timeout."""
+    """No connection, a dropped connection, or a timeout; or the fake server cannot listen."""
     INTERRUPTED = 130
     """Stopped by Ctrl-C."""
 
@@ -52,36 +69,58 @@ def _batch_id(text: str) -> str:
     return text
 
 
-def _offset(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+# argparse calls a value's check with the text after the flag, and prints the
+# flag before the message of the ArgumentTypeError it raises; a ValueError
+# would print "invalid <the check's Python name> value" instead.
+
+
+def _whole_number(text: str, minimum: int, maximum: int | None = None) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or value < minimum or (maximum is not None and value > maximum):
+        expected = f"from {minimum} to {maximum}" if maximum is not None else f">= {minimum}"
+        raise argparse.ArgumentTypeError(f"must be a whole number {expected}, got {text!r}")
     return value
 
 
+def _offset(text: str) -> int:
+    return _whole_number(text, 0)
+
+
 def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return _whole_number(text, 1)
+
+
+def _port(text: str) -> int:
+    return _whole_number(text, 0, _MAX_PORT)
+
+
+def _finite_number(text: str, minimum: float, *, above: bool) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    in_range = value > minimum if above else value >= minimum
+    # NaN fails both comparisons.
+    if not (in_range and math.isfinite(value)):
+        expected = f"> {minimum:g}" if above else f">= {minimum:g}"
+        raise argparse.ArgumentTypeError(f"must be a finite number {expected}, got {text!r}")
     return value
 
 
 def _non_negative_float(text: str) -> float:
-    value = float(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
+    return _finite_number(text, 0, above=False)
 
 
 def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return value
+    return _finite_number(text, 0, above=True)
 
 
 _EXIT_CODES: Final = {
     ExitCode.OK: "success, or the reader of stdout went away (| head)",
+    ExitCode.OUTPUT: "stdout could not take what was written (a full disk)",
     ExitCode.USAGE: "a mistake in the command line",
     ExitCode.AUTHENTICATION: "no key, a wrong key (401), or no access to the batch (403)",
     ExitCode.NOT_FOUND: "no such batch, or it expired (404)",
@@ -114,6 +153,7 @@ def _command(
         description=summary[0].upper() + summary[1:] + ".",
         epilog=_epilog(examples, codes),
         formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
     )
     return parser
 
@@ -228,7 +268,7 @@ def _fake_server_flags() -> argparse.ArgumentParser:
     return flags
 
 
-def _add_items(commands: Any, connection: Any, reading: Any) -> None:
+def _add_items(commands: Any, connection: Any, reading: Any) -> argparse.ArgumentParser:
     items = _command(
         commands,
         "items",
@@ -241,9 +281,10 @@ def _add_items(commands: Any, connection: Any, reading: Any) -> None:
         parents=[connection, reading],
     )
     items.add_argument("batch_id", metavar="BATCH_ID", type=_batch_id)
+    return items
 
 
-def _add_status(commands: Any, connection: Any) -> None:
+def _add_status(commands: Any, connection: Any) -> argparse.ArgumentParser:
     status = _command(
         commands,
         "status",
@@ -253,9 +294,10 @@ def _add_status(commands: Any, connection: Any) -> None:
     )
     status.add_argument("batch_id", metavar="BATCH_ID", type=_batch_id)
     status.add_argument("--json", action="store_true", help="print one JSON object")
+    return status
 
 
-def _add_demo(commands: Any, connection: Any, reading: Any, fake: Any) -> None:
+def _add_demo(commands: Any, connection: Any, reading: Any, fake: Any) -> argparse.ArgumentParser:
     demo = _command(
         commands,
         "demo",
@@ -273,9 +315,10 @@ def _add_demo(commands: Any, connection: Any, reading: Any, fake: Any) -> None:
         type=_batch_id,
         help="stream this real batch instead, as items does (needs a key)",
     )
+    return demo
 
 
-def _add_serve(commands: Any, fake: Any) -> None:
+def _add_serve(commands: Any, fake: Any) -> argparse.ArgumentParser:
     serve = _command(
         commands,
         "serve",
@@ -296,8 +339,8 @@ def _add_serve(commands: Any, fake: Any) -> None:
     )
     serve.add_argument(
         "--port",
-        type=int,
-        default=8089,
+        type=_port,
+        default=_SERVE_PORT,
         metavar="N",
         help="the port, 0 for any free one (default: %(default)s)",
     )
@@ -305,7 +348,7 @@ def _add_serve(commands: Any, fake: Any) -> None:
         "--api-key",
         dest="fake_key",
         metavar="KEY",
-        default="fake-blat-key",
+        default=_SERVE_KEY,
         help="the key it accepts (default: %(default)s)",
     )
     serve.add_argument(
@@ -321,20 +364,41 @@ def _add_serve(commands: Any, fake: Any) -> None:
         metavar="N",
         help="make the batches run: jobs appear at this rate (default: all are done)",
     )
+    return serve
 
 
 def parser() -> argparse.ArgumentParser:
     """The whole command line's parser; each command's name is in ``command``."""
+    return _parsers()[0]
+
+
+def _parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    """The whole command line's parser, and each command's, by name."""
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Read Blat batch sitemap scrape results.",
         epilog="Each command's --help gives its flags, defaults, examples and exit codes.",
+        allow_abbrev=False,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     connection, reading, fake = _connection_flags(), _reading_flags(), _fake_server_flags()
-    _add_items(commands, connection, reading)
-    _add_status(commands, connection)
-    _add_demo(commands, connection, reading, fake)
-    _add_serve(commands, fake)
-    return parser
+    return parser, {
+        "items": _add_items(commands, connection, reading),
+        "status": _add_status(commands, connection),
+        "demo": _add_demo(commands, connection, reading, fake),
+        "serve": _add_serve(commands, fake),
+    }
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parse the command line, or exit as argparse does (0 after ``--help``, 2 on a mistake).
+
+    argparse reports a flag that a command does not know with the usage of
+    the whole program; here the command's own usage reports it.
+    """
+    top, commands = _parsers()
+    args, unknown = top.parse_known_args(argv)
+    if unknown:
+        commands.get(args.command, top).error(f"unrecognized arguments: {' '.join(unknown)}")
+    return args

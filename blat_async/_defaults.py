@@ -15,6 +15,14 @@ API_KEY_ENV: Final = "BLAT_API_KEY"
 BASE_URL_ENV: Final = "BLAT_BASE_URL"
 ALLOW_INSECURE_HTTP_ENV: Final = "BLAT_ALLOW_INSECURE_HTTP"
 
+DEFAULT_PAGE_SIZE: Final = 10
+"""The most items a page of a `FakeBlatServer`'s batch holds unless told otherwise.
+
+Ten, as the API's batch endpoints send. Here rather than in
+`blat_async.testing` so that the command line can show it without loading
+the fake server.
+"""
+
 DEFAULT_TIMEOUT: Final = 30.0
 """Seconds one attempt (connect, send, read the whole body) may take."""
 

@@ -1,4 +1,7 @@
-"""The ``blat-async`` command line, built on blat_async's public names only.
+"""The ``blat-async`` command line, built on blat_async's public names.
+
+Of the private modules, it uses only ``_cli_flags.py`` (its flags) and the
+names of the environment variables in ``_defaults.py``.
 
 ```text
 blat-async items BATCH_ID [--links] [--from N] [--stop N]  # JSON Lines on stdout
@@ -7,13 +10,16 @@ blat-async demo                  # a sample batch from the embedded fake server
 blat-async serve                 # the fake server in the foreground
 ```
 
-Exit codes: 0 success (and a closed pipe, as in ``| head``), 2 usage,
-3 authentication or permission, 4 batch not found, 5 any other API error or
-a response the client cannot read, 6 network, 130 interrupted (Ctrl-C).
+Exit codes: 0 success (and a closed pipe, as in ``| head``), 1 stdout could
+not take the output (a full disk), 2 usage, 3 authentication or permission,
+4 batch not found, 5 any other API error or a response the client cannot
+read, 6 network (or the fake server of ``demo`` and ``serve`` cannot listen),
+130 interrupted (Ctrl-C).
 
-Its defaults are the client's: read from the signatures of `BlatClient` and
-`RetryPolicy`, so that the two cannot differ. The key and the base URL are
-left to the client, which reads ``BLAT_API_KEY`` and ``BLAT_BASE_URL``.
+The key and the base URL are left to the client, which reads
+``BLAT_API_KEY`` and ``BLAT_BASE_URL``; a message about a value the
+environment gave names the variable, not the flag. An error after the first
+item says where to resume, as Ctrl-C does.
 """
 
 from __future__ import annotations
@@ -45,8 +51,8 @@ from . import (
     ReadProgress,
     RetryPolicy,
 )
-from ._cli_flags import PROG, ExitCode
-from ._cli_flags import parser as _parser
+from ._cli_flags import PROG, ExitCode, parse_args
+from ._defaults import API_KEY_ENV, BASE_URL_ENV
 
 __all__ = ["ExitCode", "entry_point", "main"]
 
@@ -59,29 +65,51 @@ class _Failure(Exception):
         self.code = code
 
 
-# The client's messages name its arguments; the command line has flags.
-_CLI_WORDS: Final = (
-    ("api_key= to BlatClient", "--api-key"),
-    ("allow_insecure_http=True", "--allow-insecure-http"),
-    ("base_url", "--base-url"),
-    ("api_key", "--api-key"),
-    ("batch_id", "BATCH_ID"),
-)
+@attrs.frozen
+class _Sources:
+    """Where the key and the base URL came from: a flag, or the environment."""
+
+    api_key: str = "--api-key"
+    base_url: str = "--base-url"
 
 
-def _in_cli_words(message: str) -> str:
-    for python, cli in _CLI_WORDS:
+def _in_cli_words(message: str, sources: _Sources = _Sources()) -> str:
+    """The client's message, naming the flags (or variables) instead of its arguments."""
+    words = (
+        ("api_key= to BlatClient", "--api-key"),
+        ("allow_insecure_http=True", "--allow-insecure-http"),
+        ("; pass None for the default", ""),
+        ("base_url", sources.base_url),
+        ("api_key", sources.api_key),
+        ("batch_id", "BATCH_ID"),
+    )
+    for python, cli in words:
         message = message.replace(python, cli)
     return message
 
 
 @contextlib.contextmanager
-def _arguments_checked() -> Iterator[None]:
+def _arguments_checked(sources: _Sources = _Sources()) -> Iterator[None]:
     """Report the client's refusal of an argument as a usage error, in the flags' names."""
     try:
         yield
     except (ValueError, TypeError) as error:
-        raise _Failure(ExitCode.USAGE, _in_cli_words(str(error))) from error
+        raise _Failure(ExitCode.USAGE, _in_cli_words(str(error), sources)) from error
+
+
+@contextlib.contextmanager
+def _writing() -> Iterator[None]:
+    """Report a stdout that cannot take more (a full disk) in one line.
+
+    A closed pipe is no failure: `BrokenPipeError` goes on to `_run`.
+    """
+    try:
+        yield
+    except BrokenPipeError:
+        raise
+    except OSError as error:
+        message = f"cannot write to stdout: {error.strerror or error}"
+        raise _Failure(ExitCode.OUTPUT, message) from error
 
 
 def _exit_code(error: BlatError) -> ExitCode:
@@ -159,15 +187,17 @@ async def _stream(
     with _progress_bar(not args.no_progress, out) as bar:
         async with contextlib.aclosing(pages):
             async for page in pages:
-                if args.links:
-                    out.writelines(f"{link}\n" for item in page.data for link in item.links)
-                else:
-                    out.writelines(f"{_item_json(item)}\n" for item in page.data)
+                with _writing():
+                    if args.links:
+                        out.writelines(f"{link}\n" for item in page.data for link in item.links)
+                    else:
+                        out.writelines(f"{_item_json(item)}\n" for item in page.data)
                 if bar is not None:
                     bar.total = _bar_total(args.start, args.stop, progress.total)
-                    bar.set_postfix(processed=progress.processed, status=progress.status)
+                    # Only the batch's status: its processed count is of the whole
+                    # batch, not of the items from --from to --stop that the bar counts.
+                    bar.set_postfix(status=progress.status)
                     bar.update(len(page.data))
-    out.flush()
 
 
 def _unfinished(args: argparse.Namespace, batch_id: str, progress: ReadProgress) -> str | None:
@@ -185,11 +215,24 @@ def _unfinished(args: argparse.Namespace, batch_id: str, progress: ReadProgress)
     )
 
 
+def _past_the_end(args: argparse.Namespace, batch_id: str, progress: ReadProgress) -> str | None:
+    """What to say when --from is at or past the end of the batch, so nothing was read."""
+    start, total = args.start, progress.total
+    if progress.items or total is None or not 0 < total <= start:
+        return None
+    where = "at" if start == total else "past"
+    return (
+        f"nothing to read: --from {start} is {where} the end of batch {batch_id}, "
+        f"which has {total} items"
+    )
+
+
 async def _read(run: _Run, client: BlatClient, batch_id: str) -> None:
-    """Stream a batch as ``items`` does, and say so if it was still running."""
+    """Stream a batch as ``items`` does; say so if --from was past its end or it was running."""
     run.progress = progress = ReadProgress(offset=run.args.start)
     await _stream(client, run.args, batch_id, progress)
-    if (note := _unfinished(run.args, batch_id, progress)) is not None:
+    note = _past_the_end(run.args, batch_id, progress) or _unfinished(run.args, batch_id, progress)
+    if note is not None:
         _say(note)
 
 
@@ -199,11 +242,20 @@ async def _read(run: _Run, client: BlatClient, batch_id: str) -> None:
 def _client(
     args: argparse.Namespace, api_key: str | None = None, base_url: str | None = None
 ) -> BlatClient:
+    key = api_key if api_key is not None else args.api_key
+    url = base_url if base_url is not None else args.base_url
+    # The client reads a key or a base URL it is not given from the environment.
+    sources = _Sources(
+        api_key="--api-key" if key is not None else API_KEY_ENV,
+        base_url="--base-url"
+        if url is not None or not os.environ.get(BASE_URL_ENV)
+        else BASE_URL_ENV,
+    )
     try:
-        with _arguments_checked():
+        with _arguments_checked(sources):
             return BlatClient(
-                api_key or args.api_key,
-                base_url=base_url or args.base_url,
+                key,
+                base_url=url,
                 timeout=args.timeout,
                 retry=RetryPolicy(max_retries=args.retries),
                 allow_insecure_http=args.allow_insecure_http or None,
@@ -229,16 +281,21 @@ async def _status(run: _Run) -> None:
         "total": page.total,
         "expires_at": page.expires_at,
     }
-    if args.json:
-        print(json.dumps(fields))
-    else:
-        for name, value in fields.items():
-            print(f"{name}: {'-' if value is None else value}")
+    with _writing():
+        if args.json:
+            print(json.dumps(fields))
+        else:
+            for name, value in fields.items():
+                print(f"{name}: {'-' if value is None else value}")
 
 
 @attrs.frozen
 class _Sample:
-    """The fake server and the sample batches that ``demo`` and ``serve`` start."""
+    """The fake server and the sample batches that ``demo`` and ``serve`` start.
+
+    The defaults are ``demo``'s: any free port on loopback, a key of its own,
+    one batch, all of it done. ``serve`` passes its flags for each.
+    """
 
     size: int
     page_size: int
@@ -251,14 +308,25 @@ class _Sample:
 
 
 @contextlib.asynccontextmanager
-async def _sample_server(sample: _Sample) -> AsyncIterator[tuple[Any, list[str]]]:
+async def _sample_server(sample: _Sample) -> AsyncIterator[tuple[Any, list[Any]]]:
+    """The started fake server and its sample batches, in each a tenth of the jobs failed.
+
+    The tenth is rounded: a batch of 5 jobs has none that failed.
+    """
+    # Imported here: the fake server loads aiohttp's web server, which the
+    # other commands never need.
     from .testing import FakeBlatServer
 
     server = FakeBlatServer(host=sample.host, port=sample.port, api_key=sample.api_key)
-    async with server:
-        ids = []
-        for number in range(sample.batches):
-            batch = server.add_batch(
+    async with contextlib.AsyncExitStack() as stack:
+        try:
+            await stack.enter_async_context(server)
+        except OSError as error:
+            # A port in use, or a --host that is not an address of this machine.
+            where = f"{sample.host}:{sample.port}"
+            raise _Failure(ExitCode.NETWORK, f"cannot listen on {where}: {error}") from error
+        batches = [
+            server.add_batch(
                 f"demo-{number + 1}",
                 sample.size,
                 page_size=sample.page_size,
@@ -267,8 +335,9 @@ async def _sample_server(sample: _Sample) -> AsyncIterator[tuple[Any, list[str]]
                 jobs_per_second=sample.jobs_per_second,
                 seed=number,
             )
-            ids.append(batch.batch_id)
-        yield server, ids
+            for number in range(sample.batches)
+        ]
+        yield server, batches
 
 
 async def _demo(run: _Run) -> None:
@@ -279,14 +348,14 @@ async def _demo(run: _Run) -> None:
             await _read(run, client, args.batch_id)
         return
     sample = _Sample(size=args.size, page_size=args.page_size, latency=args.latency)
-    async with _sample_server(sample) as (server, [batch_id]):
+    async with _sample_server(sample) as (server, [batch]):
         print(
-            f"{PROG} demo: streaming batch {batch_id} ({args.size} sitemap jobs, "
-            f"10% failed) from the embedded fake server at {server.base_url}",
+            f"{PROG} demo: streaming batch {batch.batch_id} ({args.size} sitemap jobs, "
+            f"{len(batch.failed)} failed) from the embedded fake server at {server.base_url}",
             file=sys.stderr,
         )
         async with _client(args, api_key=server.api_key, base_url=server.base_url) as client:
-            await _read(run, client, batch_id)
+            await _read(run, client, batch.batch_id)
 
 
 async def _serve(run: _Run) -> None:
@@ -301,13 +370,14 @@ async def _serve(run: _Run) -> None:
         batches=args.batches,
         jobs_per_second=args.jobs_per_second,
     )
-    async with _sample_server(sample) as (server, ids):
-        print(f"base_url: {server.base_url}")
-        print(f"api_key: {server.api_key}")
-        for batch_id in ids:
-            print(f"batch: {batch_id}")
+    async with _sample_server(sample) as (server, batches):
+        with _writing():
+            print(f"base_url: {server.base_url}")
+            print(f"api_key: {server.api_key}")
+            for batch in batches:
+                print(f"batch: {batch.batch_id}")
+            sys.stdout.flush()
         _say("serving until interrupted (Ctrl-C)")
-        sys.stdout.flush()
         await asyncio.Event().wait()
 
 
@@ -316,6 +386,22 @@ def _check(args: argparse.Namespace) -> None:
     start, stop = getattr(args, "start", 0), getattr(args, "stop", None)
     if stop is not None and stop < start:
         raise _Failure(ExitCode.USAGE, f"--stop ({stop}) must be >= --from ({start})")
+    if args.command == "demo" and args.batch_id is None:
+        unused = [
+            flag
+            for flag, given in (
+                ("--api-key", args.api_key is not None),
+                ("--base-url", args.base_url is not None),
+                ("--allow-insecure-http", args.allow_insecure_http),
+            )
+            if given
+        ]
+        if unused:
+            raise _Failure(
+                ExitCode.USAGE,
+                f"demo without BATCH_ID reads its own fake server, so it takes no "
+                f"{', '.join(unused)}; pass a BATCH_ID to read a real batch",
+            )
 
 
 # -- running -----------------------------------------------------------------------
@@ -358,24 +444,31 @@ def _fail(code: ExitCode, message: str) -> ExitCode:
     return code
 
 
+def _resume(progress: ReadProgress | None) -> str:
+    """Where a read that stopped can resume: its next offset."""
+    return "" if progress is None else f"; resume with --from {progress.offset}"
+
+
 def _run(run: _Run) -> ExitCode:
     command = _COMMANDS[run.args.command]
     try:
         _check(run.args)
         with _verbose(getattr(run.args, "verbose", 0)):
             asyncio.run(command(run))
+        with _writing():
+            sys.stdout.flush()
     except KeyboardInterrupt:
-        resume = "" if run.progress is None else f"; resume with --from {run.progress.offset}"
-        return _fail(ExitCode.INTERRUPTED, f"interrupted{resume}")
+        return _fail(ExitCode.INTERRUPTED, f"interrupted{_resume(run.progress)}")
     except BrokenPipeError:
         _quiet_stdout()
-    except _Failure as failure:
-        return _fail(failure.code, str(failure))
-    except BlatError as error:
-        return _fail(_exit_code(error), str(error))
-    except OSError as error:
-        # The fake server of `demo` and `serve` could not listen (a port in use).
-        return _fail(ExitCode.NETWORK, str(error))
+    except (_Failure, BlatError) as error:
+        code = error.code if isinstance(error, _Failure) else _exit_code(error)
+        # Before the first item, the command as it was typed is where to resume.
+        progress = run.progress if run.progress is not None and run.progress.items else None
+        if code is ExitCode.OUTPUT:
+            # Items were handed out that stdout did not take: no offset is sure.
+            progress = None
+        return _fail(code, f"{error}{_resume(progress)}")
     return ExitCode.OK
 
 
@@ -394,7 +487,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     has printed them.
     """
     try:
-        args = _parser().parse_args(argv)
+        args = parse_args(argv)
     except SystemExit as exit_:
         # argparse exits after --help and --version (0) and after a usage error (2).
         return exit_.code if isinstance(exit_.code, int) else ExitCode.USAGE

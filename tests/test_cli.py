@@ -501,3 +501,259 @@ def test_the_bar_total_is_the_items_between_from_and_stop() -> None:
     assert cli._bar_total(4000, 5000, 4500) == 500
     assert cli._bar_total(100, None, 50) == 0
     assert cli._bar_total(10, 20, None) == 10
+
+
+@pytest.mark.parametrize(
+    ("args", "flag"),
+    [
+        (["items", "b", "--fro", "3"], "--fro 3"),
+        (["items", "b", "--link"], "--link"),
+        (["demo", "--siz=3"], "--siz=3"),
+        (["serve", "--por", "0"], "--por 0"),
+        (["status", "b", "--js"], "--js"),
+    ],
+)
+def test_abbreviated_flags_are_refused(
+    args: list[str], flag: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(args) == ExitCode.USAGE
+    assert f"error: unrecognized arguments: {flag}\n" in capsys.readouterr().err
+
+
+def test_an_abbreviated_top_level_flag_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--vers"]) == ExitCode.USAGE
+    assert "blat-async" not in capsys.readouterr().out
+
+
+def test_an_unknown_flag_is_reported_with_its_commands_usage(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["items", "b", "--frm", "3"]) == ExitCode.USAGE
+    err = capsys.readouterr().err
+    assert err.startswith("usage: blat-async items ")
+    assert err.endswith("blat-async items: error: unrecognized arguments: --frm 3\n")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["items", "b", "--from", "abc"],
+            "argument --from: must be a whole number >= 0, got 'abc'",
+        ),
+        (["items", "b", "--stop", "-1"], "argument --stop: must be a whole number >= 0, got '-1'"),
+        (
+            ["items", "b", "--concurrency", "abc"],
+            "argument --concurrency: must be a whole number >= 1, got 'abc'",
+        ),
+        (["items", "b", "--retries", "1.5"], "argument --retries: must be a whole number >= 0"),
+        (["items", "b", "--timeout", "soon"], "argument --timeout: must be a finite number > 0"),
+        (["demo", "--latency", "x"], "argument --latency: must be a finite number >= 0, got 'x'"),
+        (["serve", "--port", "x"], "argument --port: must be a whole number from 0 to 65535"),
+        (["serve", "--port", "65536"], "argument --port: must be a whole number from 0 to 65535"),
+    ],
+)
+def test_a_refused_value_names_its_flag_and_what_it_takes(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(args) == ExitCode.USAGE
+    error = capsys.readouterr().err.splitlines()[-1]
+    assert message in error
+    assert "invalid" not in error
+    assert not re.search(r"\b_?[a-z]+_[a-z_]+\b", error)  # no Python names
+
+
+@pytest.mark.usefixtures("no_blat_environment")
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["items", "b", "--timeout", "inf"],
+        ["items", "b", "--timeout", "nan"],
+        ["items", "b", "--timeout", "1e999"],
+        ["items", "b", "--timeout", "0"],
+        ["status", "b", "--timeout", "-1"],
+        ["items", "b", "--poll-interval", "inf"],
+        ["items", "b", "--poll-interval", "0"],
+        ["demo", "--latency", "inf"],
+        ["demo", "--latency", "nan"],
+        ["serve", "--jobs-per-second", "inf"],
+    ],
+)
+def test_a_number_no_request_can_wait_is_a_usage_error(
+    args: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(args) == ExitCode.USAGE
+    error = capsys.readouterr().err.splitlines()[-1]
+    assert f"argument {args[-2]}: must be a finite number " in error
+    assert error.endswith(f"got {args[-1]!r}")
+
+
+def test_an_infinite_timeout_is_refused_before_anything_runs() -> None:
+    result = run(None, "items", "X", "--timeout", "inf", env={"BLAT_API_KEY": SECRET})
+    assert result.returncode == ExitCode.USAGE
+    assert "Traceback" not in result.stderr
+    assert result.stderr.endswith("argument --timeout: must be a finite number > 0, got 'inf'\n")
+
+
+@pytest.mark.usefixtures("no_blat_environment")
+def test_a_key_from_the_environment_is_named_by_its_variable(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("BLAT_API_KEY", f" {SECRET} ")
+    assert main(["items", "b"]) == ExitCode.USAGE
+    err = capsys.readouterr().err
+    assert (
+        err == "blat-async: BLAT_API_KEY holds characters that cannot be sent in an HTTP header\n"
+    )
+    assert SECRET not in err
+
+
+@pytest.mark.usefixtures("no_blat_environment")
+def test_a_key_from_the_flag_is_named_by_the_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["items", "b", "--api-key", f" {SECRET} "]) == ExitCode.USAGE
+    err = capsys.readouterr().err
+    assert err == "blat-async: --api-key holds characters that cannot be sent in an HTTP header\n"
+
+
+@pytest.mark.usefixtures("no_blat_environment")
+def test_a_base_url_from_the_environment_is_named_by_its_variable(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("BLAT_BASE_URL", "http://10.1.2.3/")
+    assert main(["items", "b", "--api-key", SECRET]) == ExitCode.USAGE
+    err = capsys.readouterr().err
+    assert err.startswith("blat-async: BLAT_BASE_URL http://10.1.2.3/ is plain http:// to a host")
+    assert "--base-url" not in err
+    assert SECRET not in err
+
+
+@pytest.mark.usefixtures("no_blat_environment")
+def test_the_base_url_flag_is_named_even_when_the_environment_has_one(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("BLAT_BASE_URL", "https://api.example.com/")
+    args = ["items", "b", "--api-key", SECRET, "--base-url", "http://10.1.2.3/"]
+    assert main(args) == ExitCode.USAGE
+    assert capsys.readouterr().err.startswith("blat-async: --base-url http://10.1.2.3/ is plain")
+
+
+@pytest.mark.parametrize(
+    ("flags", "named"),
+    [
+        (["--api-key", SECRET], "--api-key"),
+        (["--base-url", "https://api.example.com/"], "--base-url"),
+        (["--allow-insecure-http"], "--allow-insecure-http"),
+    ],
+)
+def test_demo_without_a_batch_refuses_the_flags_of_a_real_server(
+    flags: list[str], named: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["demo", *flags]) == ExitCode.USAGE
+    captured = capsys.readouterr()
+    assert captured.err == (
+        f"blat-async: demo without BATCH_ID reads its own fake server, so it takes no {named}; "
+        "pass a BATCH_ID to read a real batch\n"
+    )
+    assert captured.out == ""
+
+
+def test_demo_says_how_many_of_its_jobs_failed() -> None:
+    result = run(None, "demo", "--size", "30", "--no-progress")
+    assert result.returncode == 0
+    assert "(30 sitemap jobs, 3 failed) from the embedded fake server" in result.stderr
+    assert [json.loads(line)["success"] for line in result.stdout.splitlines()].count(False) == 3
+
+
+def test_an_error_after_the_first_item_says_where_to_resume() -> None:
+    with FakeBlatServer(api_key=SECRET).run_in_thread() as server:
+        batch = server.add_batch("b", 50)
+        server.inject(Fault.status(500), from_=20, times=None)
+        result = run(server, "items", "b", "--retries", "1")
+    assert_clean_failure(result, ExitCode.API_ERROR)
+    ids = [json.loads(line)["metadata"]["job_id"] for line in result.stdout.splitlines()]
+    assert ids == batch.job_ids[:20]
+    assert "500" in result.stderr
+    assert result.stderr.endswith("; resume with --from 20\n")
+
+
+def test_an_error_before_the_first_item_has_no_resume_hint() -> None:
+    with FakeBlatServer(api_key=SECRET).run_in_thread() as server:
+        server.add_batch("b", 50)
+        server.inject(Fault.status(500), times=None)
+        result = run(server, "items", "b", "--from", "10", "--retries", "0")
+    assert_clean_failure(result, ExitCode.API_ERROR)
+    assert "resume" not in result.stderr
+
+
+@pytest.mark.parametrize(("start", "where"), [("600", "past"), ("25", "at")])
+def test_reading_from_past_the_end_says_so(server: FakeBlatServer, start: str, where: str) -> None:
+    result = run(server, "items", "b25", "--from", start)
+    assert result.returncode == 0
+    assert result.stdout == ""
+    assert result.stderr == (
+        f"blat-async: nothing to read: --from {start} is {where} the end of batch b25, "
+        "which has 25 items\n"
+    )
+
+
+def test_the_bar_shows_no_count_of_the_whole_batch_beside_its_own(server: FakeBlatServer) -> None:
+    returncode, terminal, _ = on_terminal(server, "items", "b25", "--from", "5", "--stop", "20")
+    assert returncode == 0
+    assert b"15/15" in terminal
+    assert b"status=completed" in terminal
+    assert b"processed=" not in terminal
+
+
+def test_serve_on_a_port_in_use_names_the_address() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = run(None, "serve", "--port", str(port))
+    assert_clean_failure(result, ExitCode.NETWORK)
+    assert result.stderr.startswith(f"blat-async: cannot listen on 127.0.0.1:{port}: ")
+
+
+def test_an_os_error_of_a_read_is_not_taken_for_the_servers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def fails(run: cli._Run) -> None:
+        raise OSError("not a listening socket")
+
+    monkeypatch.setitem(cli._COMMANDS, "items", fails)
+    with pytest.raises(OSError, match="not a listening socket"):
+        main(["items", "b"])
+
+
+@pytest.mark.parametrize("module", ["blat_async._cli_flags", "blat_async.cli"])
+def test_the_command_line_starts_without_the_fake_server(module: str) -> None:
+    code = (
+        f"import sys, {module}; "
+        "print(sorted(m for m in ('aiohttp.web', 'blat_async.testing') if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "[]\n"
+
+
+@pytest.mark.parametrize(
+    "args", [["demo", "--size", "3000"], ["demo", "--size", "3"], ["serve", "--port", "0"]]
+)
+def test_a_full_disk_ends_with_one_line_and_the_output_code(args: list[str]) -> None:
+    with open("/dev/full", "w") as full:
+        result = subprocess.run(
+            [sys.executable, "-m", "blat_async", *args],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert result.returncode == ExitCode.OUTPUT
+    last = result.stderr.splitlines()[-1]
+    assert last == "blat-async: cannot write to stdout: No space left on device"
+    assert "Traceback" not in result.stderr
+    assert "Exception ignored" not in result.stderr
+    assert "resume" not in result.stderr

@@ -13,13 +13,9 @@ from typing import Any, Final, Literal, TypeAlias, get_args
 
 import attrs
 
+from blat_async._defaults import DEFAULT_PAGE_SIZE as DEFAULT_PAGE_SIZE
+
 from ._faults import Fault
-
-DEFAULT_PAGE_SIZE: Final = 10
-"""The most items a page of a `FakeBlatServer`'s batch holds unless told otherwise.
-
-Ten, as the API's batch endpoints send.
-"""
 
 DEFAULT_LINK_BASE: Final = "https://example.com/pages/"
 """Where the links of a `FakeBlatServer`'s batch point unless told otherwise."""
