@@ -33,9 +33,12 @@ A read asks only for items it knows it still needs:
   again: its error is raised when the read reaches it, after every item
   before it, and until then the failure holds its place in the window.
 - In follow mode, a short or empty page at the read's offset of a running
-  batch means the read has caught up: it is `waiting`, and asks again only
-  when the runner calls `poll` after the poll interval; it reads ahead again
-  once a poll brings a full page.
+  batch means the read has caught up (a short one, once the offset reaches
+  what is known to exist): it is `waiting`, and asks again only when the
+  runner calls `poll` after the poll interval, or at once if a page that
+  was still in flight shows more. From then on, and after an empty page
+  past its offset, it asks for its offset alone; it reads ahead again once
+  a full page comes there.
 
 The classes
 ===========
@@ -123,7 +126,11 @@ def end_of_read(
 
 
 class Plan(Protocol):
-    """The verbs the runner (``_readahead.py``) calls on a read's plan, and nothing else."""
+    """The verbs the runner (``_readahead.py``) calls on a read's plan, and nothing else.
+
+    The runner reports each offset `next_offset` returned with `arrived` or
+    `gave_up`, unless the read is closed first.
+    """
 
     @property
     def cursor(self) -> int:
@@ -146,7 +153,7 @@ class Plan(Protocol):
         ...
 
     def next_offset(self, limit: int) -> int | None:
-        """The next offset to request, counted in flight; ``None``: nothing now."""
+        """The next offset to request, with at most ``limit`` in flight; ``None``: nothing now."""
         ...
 
     def arrived(self, offset: int, page: _Page, *, size: int = 0) -> None:
@@ -175,7 +182,10 @@ class Plan(Protocol):
 
 
 class Front(enum.Enum):
-    """Where a read stands against the end of what a running batch has shown."""
+    """Where a read stands against the end of what its batch has shown.
+
+    Only a follow-mode read leaves `READING`.
+    """
 
     READING = "reading"
     """It reads ahead, as far as its window and what is known to exist allow."""
@@ -186,14 +196,14 @@ class Front(enum.Enum):
 
 
 class CursorPage(enum.Enum):
-    """What the last page handed out at the cursor was."""
+    """What the last page the read took at its cursor was."""
 
     FULL = "full"
-    """A full page, or no page was handed out yet."""
+    """A full page, or the read has taken no page yet."""
     SHORT = "short"
-    """A page with items, but fewer than a full one (or not known to be full)."""
+    """A page with items, not known to be full."""
     EMPTY = "empty"
-    """A page with no items."""
+    """A page with no new items."""
 
 
 @attrs.frozen
@@ -507,7 +517,12 @@ class ReadPlan:
             self._hand_on(*found)
 
     def _settle(self) -> None:
-        """No page continues the cursor: raise its failure next, or see if the read caught up."""
+        """No page continues the cursor: its failure, if any, is the read's error; judge the front.
+
+        A follow-mode read at the front of a running batch is caught up; one
+        that was caught up and no longer is (a page showed more) asks for the
+        cursor alone, as after a poll.
+        """
         self._buffer.error = self._buffer.failure_at(self.cursor)
         if self._at_running_front():
             self._front = Front.CAUGHT_UP
@@ -515,7 +530,10 @@ class ReadPlan:
             self._front = Front.PROBING
 
     def _hand_on(self, offset: int, page: _Page, full: bool) -> None:
-        """Queue the new items of the page that continues the cursor, and judge the page."""
+        """Queue the new items of the page that continues the cursor, and judge the page.
+
+        A repeated item makes the read's error, after the new items before it.
+        """
         items, repeat = self._new_items(offset, page)
         if items:
             if len(items) != len(page.data):
@@ -547,7 +565,7 @@ class ReadPlan:
         return items[:new], repeat
 
     def _note_at_cursor(self, *, full: bool, empty: bool) -> None:
-        """Remember what the page handed out at the cursor was; a full one ends probing."""
+        """Remember what the page taken at the cursor was; a full one sets the read to reading."""
         if full:
             self._at_cursor = CursorPage.FULL
             self._front = Front.READING
@@ -555,7 +573,7 @@ class ReadPlan:
             self._at_cursor = CursorPage.EMPTY if empty else CursorPage.SHORT
 
     def _judge_end(self, page_items: int) -> None:
-        """Apply the end-of-read rules to the page just handed out, of ``page_items`` items."""
+        """Apply the end-of-read rules to the page just taken, with its ``page_items`` new items."""
         self.ended = end_of_read(
             next_offset=self.cursor, page_items=page_items, total=self.batch.total, stop=self.stop
         )
