@@ -33,30 +33,66 @@ A read asks only for items it knows it still needs:
   again: its error is raised when the read reaches it, after every item
   before it, and until then the failure holds its place in the window.
 - In follow mode, a short or empty page at the read's offset of a running
-  batch means the read has caught up: it is `waiting`, and asks again only
-  when the runner calls `poll` after the poll interval; it reads ahead again
-  once a poll brings a full page.
+  batch means the read has caught up (a short one, once the offset reaches
+  what is known to exist): it is `waiting`, and asks again only when the
+  runner calls `poll` after the poll interval, or at once if a page that
+  was still in flight shows more. From then on, and after an empty page
+  past its offset, it asks for its offset alone; it reads ahead again once
+  a full page comes there.
 
-`ReadPlan` holds every count of a read (in flight, buffered, handed out,
-retries per offset); the runner in ``_readahead.py`` only calls its verbs.
+The classes
+===========
+
+`ReadPlan` owns a read's state and applies the rules above: it schedules
+offsets (`next_offset`), takes what came back (`arrived`, `gave_up`), and
+judges each page that continues the cursor against the end-of-read rules. It
+keeps its parts apart:
+
+- `InFlight`: the requests in flight, and how many the read has sent;
+- `ReorderBuffer` (``_reorder.py``): pages and failures ahead of the
+  cursor, the queue for the caller and the page being handed out, and the
+  error raised after the pages before it;
+- `PageSize`: the page size a read infers from its pages, and the window
+  that the pages' bodies leave;
+- `Front` and `CursorPage`: where a follow-mode read stands against a
+  running batch, and what the last page at the cursor was;
+- `BatchView` (``_batch.py``): what the read knows of its batch.
+
+The runner in ``_readahead.py`` calls only the verbs of `Plan`, which
+`ReadPlan` implements.
 """
 
 from __future__ import annotations
 
 import enum
-from collections import deque
-from typing import Final
+from collections.abc import Sequence
+from typing import Any, Final, Protocol
 
 import attrs
 
 from ._batch import BatchView
 from ._endpoints import Page
+from ._reorder import Delivery, ReorderBuffer
 from ._repeats import RepeatGuard
 from .errors import BlatError, PaginationError
 
-__all__ = ["Delivery", "ReadEnd", "ReadPlan", "end_of_read"]
+__all__ = [
+    "BatchState",
+    "CursorPage",
+    "Delivery",
+    "Front",
+    "InFlight",
+    "PageSize",
+    "Plan",
+    "ReadEnd",
+    "ReadPlan",
+    "end_of_read",
+]
 
 _Page = Page
+
+BatchState = tuple[int | None, int | None, str | None]
+"""What a read knows of its batch: ``processed``, ``total`` and ``status``."""
 
 
 class ReadEnd(enum.Enum):
@@ -89,12 +125,85 @@ def end_of_read(
     return None
 
 
-@attrs.frozen
-class Delivery:
-    """A page ready to hand to the caller: its first item's offset and its new items."""
+class Plan(Protocol):
+    """The verbs the runner (``_readahead.py``) calls on a read's plan, and nothing else.
 
-    offset: int
-    page: _Page
+    The runner reports each offset `next_offset` returned with `arrived` or
+    `gave_up`, unless the read is closed first.
+    """
+
+    @property
+    def cursor(self) -> int:
+        """The offset of the next item to hand out."""
+        ...
+
+    @property
+    def ended(self) -> ReadEnd | None:
+        """Why the read ended, once it has."""
+        ...
+
+    @property
+    def done(self) -> bool:
+        """Whether the read has ended."""
+        ...
+
+    @property
+    def waiting(self) -> bool:
+        """Caught up with a running batch, nothing in flight: wait, then `poll`."""
+        ...
+
+    def next_offset(self, limit: int) -> int | None:
+        """The next offset to request, with at most ``limit`` in flight; ``None``: nothing now."""
+        ...
+
+    def arrived(self, offset: int, page: _Page, *, size: int = 0) -> None:
+        """Take in the page fetched at ``offset``, whose body was ``size`` bytes long."""
+        ...
+
+    def gave_up(self, offset: int, error: BlatError) -> None:
+        """Take in that the request at ``offset`` failed for good."""
+        ...
+
+    def next_delivery(self) -> Delivery | None:
+        """The next page for the caller, or ``None``; raises the error that ends the read."""
+        ...
+
+    def handed_out(self) -> None:
+        """The caller is done with the page `next_delivery` returned."""
+        ...
+
+    def poll(self) -> None:
+        """After waiting on a running batch, ask again."""
+        ...
+
+    def batch_state(self) -> BatchState:
+        """What the read knows of its batch, for `ReadProgress`."""
+        ...
+
+
+class Front(enum.Enum):
+    """Where a read stands against the end of what its batch has shown.
+
+    Only a follow-mode read leaves `READING`.
+    """
+
+    READING = "reading"
+    """It reads ahead, as far as its window and what is known to exist allow."""
+    CAUGHT_UP = "caught up"
+    """It has read all a running batch has shown for now: it asks for nothing until `poll`."""
+    PROBING = "probing"
+    """It asks for the cursor alone until a full page comes."""
+
+
+class CursorPage(enum.Enum):
+    """What the last page the read took at its cursor was."""
+
+    FULL = "full"
+    """A full page, or the read has taken no page yet."""
+    SHORT = "short"
+    """A page with items, not known to be full."""
+    EMPTY = "empty"
+    """A page with no new items."""
 
 
 @attrs.frozen
@@ -107,6 +216,78 @@ class _Sent:
     """When it was sent, counting the read's requests from 1."""
     total: int | None
     """The batch's ``total`` that the read knew when it was sent."""
+
+
+class InFlight:
+    """A read's requests in flight, by offset, and how many it has sent."""
+
+    __slots__ = ("_requests", "_sent")
+
+    def __init__(self) -> None:
+        self._requests: dict[int, _Sent] = {}
+        self._sent = 0
+
+    def __len__(self) -> int:
+        return len(self._requests)
+
+    def send(self, offset: int, end: int, total: int | None) -> None:
+        """Count the request at ``offset``, asking for items up to ``end``, in flight."""
+        self._sent += 1
+        self._requests[offset] = _Sent(end, self._sent, total)
+
+    def pop(self, offset: int) -> _Sent:
+        """Take the request at ``offset`` out of flight."""
+        return self._requests.pop(offset)
+
+    def span_end(self, offset: int) -> int | None:
+        """The end of the page the request at ``offset`` asks for; ``None``: no request there."""
+        sent = self._requests.get(offset)
+        return None if sent is None else sent.end
+
+    def inner_span_end(self, offset: int) -> int | None:
+        """The furthest end of the requests that start before ``offset`` and cover it."""
+        ends = [s.end for o, s in self._requests.items() if o < offset < s.end]
+        return max(ends, default=None)
+
+
+class PageSize:
+    """The page size a read infers from its pages, and the window their bodies leave."""
+
+    __slots__ = ("_largest_body", "_trusted", "size", "window", "window_bytes")
+
+    def __init__(self, window: int, window_bytes: int | None) -> None:
+        self.window: Final = window
+        """How many pages may be in flight, buffered, or being handed out, at once."""
+        self.window_bytes: Final = window_bytes
+        """How many bytes of page bodies those pages may hold; ``None``: no bound."""
+        self.size: int | None = None
+        """The server's page size, once a page shows it; until then, the longest page seen."""
+        self._trusted = False
+        """Whether a page stopped short of items known to exist, showing the page size."""
+        self._largest_body = 0
+
+    def note_body(self, size: int) -> None:
+        """Take in the length in bytes of a page's body."""
+        self._largest_body = max(self._largest_body, size)
+
+    def note(self, offset: int, count: int, known_end: int | None) -> bool:
+        """Take in a page of ``count`` items at ``offset``; return whether it was full.
+
+        ``count`` is more than 0, and ``known_end`` is the offset below which
+        items are known to exist (`BatchView.known_end`). A page is full once
+        the page size is trusted and the page is as long as the longest one.
+        """
+        if known_end is None or offset + count < known_end:
+            # The page stopped short of items that exist: it shows the page size.
+            self._trusted = True
+        self.size = max(self.size or 0, count)
+        return self._trusted and count >= self.size
+
+    def effective_window(self) -> int:
+        """The page window, lowered so that the pages held fit in ``window_bytes``."""
+        if self.window_bytes is None or not self._largest_body:
+            return self.window
+        return max(2, min(self.window, self.window_bytes // self._largest_body))
 
 
 class ReadPlan:
@@ -133,36 +314,15 @@ class ReadPlan:
         self.start: Final = start
         self.stop: Final = stop
         self.follow: Final = follow
-        self.window: Final = window
-        """How many pages may be in flight, buffered, or being handed out, at once."""
-        self.window_bytes: Final = window_bytes
-        """How many bytes of page bodies those pages may hold; ``None``: no bound."""
         self.batch = BatchView()
         self.cursor = start
         """The offset of the next item to hand out."""
-        self.page_size: int | None = None
-        """The server's page size, once a page shows it; until then, the longest page seen."""
         self.ended: ReadEnd | None = None
-        self._trusted_size = False
-        """Whether a page stopped short of items known to exist, showing the page size."""
-        self._in_flight: dict[int, _Sent] = {}
-        self._sent = 0
-        self._ready: dict[int, tuple[_Page, bool]] = {}
-        """Pages arrived but not handed out, by offset, with whether each was full."""
-        self._gave_up: dict[int, tuple[int, BlatError]] = {}
-        """Offsets whose request gave up: the end of the page asked for, and the error."""
-        self._out: deque[Delivery] = deque()
-        self._handing_out = 0
-        self._error: BlatError | None = None
-        """The error that ends the read once the pages before it are handed out."""
-        self._largest_body = 0
-        self._short_at_cursor = False
-        """Whether the last page handed out at the cursor was short or empty."""
-        self._empty_at_cursor = False
-        """Whether the last page at the cursor was empty."""
-        self._caught_up = False
-        self._probing = False
-        """Caught up before: only the cursor is asked for until a full page comes."""
+        self._sizes = PageSize(window, window_bytes)
+        self._requests = InFlight()
+        self._buffer = ReorderBuffer()
+        self._front = Front.READING
+        self._at_cursor = CursorPage.FULL
         self._repeats = RepeatGuard()
         if stop is not None and stop <= start:
             self.ended = ReadEnd.STOP
@@ -175,30 +335,36 @@ class ReadPlan:
         return self.ended is not None
 
     @property
+    def page_size(self) -> int | None:
+        """The server's page size, once a page shows it; until then, the longest page seen."""
+        return self._sizes.size
+
+    @property
     def held(self) -> int:
         """Pages the read holds: in flight, buffered, queued or being handed out, and failed.
 
         A failed page holds its place until the read reaches it and raises its
         error, so that failures, too, fill the window and stop the read-ahead.
         """
-        return (
-            len(self._in_flight)
-            + len(self._ready)
-            + len(self._gave_up)
-            + len(self._out)
-            + self._handing_out
-        )
+        return len(self._requests) + self._buffer.held
 
     @property
     def waiting(self) -> bool:
         """Caught up with a running batch, nothing in flight: wait, then `poll`."""
-        return self._caught_up and not self._in_flight and self._error is None
+        return (
+            self._front is Front.CAUGHT_UP
+            and not len(self._requests)
+            and self._buffer.error is None
+        )
 
     def effective_window(self) -> int:
         """The page window, lowered so that the pages held fit in ``window_bytes``."""
-        if self.window_bytes is None or not self._largest_body:
-            return self.window
-        return max(2, min(self.window, self.window_bytes // self._largest_body))
+        return self._sizes.effective_window()
+
+    def batch_state(self) -> BatchState:
+        """What the read knows of its batch: ``processed``, ``total`` and ``status``."""
+        batch = self.batch
+        return batch.processed, batch.total, batch.status
 
     # -- what to fetch -------------------------------------------------------
 
@@ -207,22 +373,39 @@ class ReadPlan:
 
         ``limit`` is how many requests the read may have in flight.
         """
-        if self.ended is not None or self._error is not None or self._caught_up:
+        if self._asks_nothing() or len(self._requests) >= limit:
             return None
-        if len(self._in_flight) >= limit:
-            return None
-        held, window = self.held, self.effective_window()
         if self._span_end(self.cursor) is None:
-            # The cursor is asked for even in a full window, or pages buffered
-            # past a gap would wait forever; but not while pages wait for the
-            # caller, who frees the window by taking them.
-            if held < window or not (self._out or self._handing_out):
-                return self._send(self.cursor)
-            return None
-        if self.page_size is None or self._probing or held >= window:
+            return self._send(self.cursor) if self._may_ask_cursor() else None
+        if not self._reads_ahead():
             return None
         offset = self._first_uncovered(self._bound())
         return None if offset is None else self._send(offset)
+
+    def _asks_nothing(self) -> bool:
+        """Whether the read has ended, failed, or caught up with a running batch."""
+        return (
+            self.ended is not None
+            or self._buffer.error is not None
+            or self._front is Front.CAUGHT_UP
+        )
+
+    def _may_ask_cursor(self) -> bool:
+        """Whether the cursor, which nothing covers, may be asked for now.
+
+        The cursor is asked for even in a full window, or pages buffered past
+        a gap would wait forever; but not while pages wait for the caller, who
+        frees the window by taking them.
+        """
+        return self.held < self.effective_window() or not self._buffer.with_caller
+
+    def _reads_ahead(self) -> bool:
+        """Whether the read may ask past the cursor: page size known, not probing, window open."""
+        return (
+            self._sizes.size is not None
+            and self._front is Front.READING
+            and self.held < self.effective_window()
+        )
 
     def _bound(self) -> int | None:
         """The offset no read-ahead reaches, or ``None``: nothing bounds it.
@@ -231,7 +414,7 @@ class ReadPlan:
         an empty page that arrived (nothing is known past it).
         """
         ends = [end for end in (self.stop, self.batch.known_end()) if end is not None]
-        ends += [offset for offset, (page, _) in self._ready.items() if not page.data]
+        ends += self._buffer.empty_offsets()
         return min(ends) if ends else None
 
     def _first_uncovered(self, bound: int | None) -> int | None:
@@ -249,33 +432,24 @@ class ReadPlan:
 
         An empty page covers nothing: its end is its own offset.
         """
-        sent = self._in_flight.get(offset)
-        if sent is not None:
-            return sent.end
-        ready = self._ready.get(offset)
-        if ready is not None:
-            return offset + len(ready[0].data)
-        failed = self._gave_up.get(offset)
-        if failed is not None:
-            return failed[0]
+        end = self._requests.span_end(offset)
+        if end is None:
+            end = self._buffer.span_end(offset)
+        if end is not None:
+            return end
         # Off the page grid (a gap, or pages of uneven length): look inside each
-        # span. A failed request covers only its own offset: another offset
-        # inside its page is another request.
-        ends = [s.end for o, s in self._in_flight.items() if o < offset < s.end]
-        ends += [
-            o + len(p.data) for o, (p, _) in self._ready.items() if o < offset < o + len(p.data)
-        ]
-        return max(ends, default=None)
+        # span. A failed request covers only its own offset.
+        inner = (self._requests.inner_span_end(offset), self._buffer.inner_span_end(offset))
+        return max((end for end in inner if end is not None), default=None)
 
     def _send(self, offset: int) -> int:
-        self._sent += 1
-        stride = self.page_size or 1
-        self._in_flight[offset] = _Sent(offset + stride, self._sent, self.batch.total)
+        self._requests.send(offset, offset + (self._sizes.size or 1), self.batch.total)
         return offset
 
     def poll(self) -> None:
         """After waiting on a running batch, ask for the cursor again."""
-        self._caught_up = False
+        if self._front is Front.CAUGHT_UP:
+            self._front = Front.PROBING
 
     # -- what came back ------------------------------------------------------
 
@@ -285,41 +459,40 @@ class ReadPlan:
         The offset is not asked for again; ``error`` ends the read when the
         read reaches the offset, after every item before it.
         """
-        sent = self._in_flight.pop(offset)
+        sent = self._requests.pop(offset)
         if self.ended is None:
-            self._gave_up[offset] = (sent.end, error)
+            self._buffer.fail(offset, sent.end, error)
             self._drain()
 
     def arrived(self, offset: int, page: _Page, *, size: int = 0) -> None:
         """Record the page fetched at ``offset``, whose body was ``size`` bytes long."""
-        sent = self._in_flight.pop(offset)
-        self._largest_body = max(self._largest_body, size)
-        if self.ended is not None or self._error is not None:
+        sent = self._requests.pop(offset)
+        self._sizes.note_body(size)
+        if self.ended is not None or self._buffer.error is not None:
             return
         try:
             self.batch.note(page, offset, order=sent.order, total_then=sent.total)
         except PaginationError as contradiction:
-            self._error = contradiction
+            self._buffer.error = contradiction
             return
+        self._hold(offset, page)
+        self._drain()
+
+    def _hold(self, offset: int, page: _Page) -> None:
+        """Keep a page for the cursor, or learn from it that a running batch ends before it."""
         count = len(page.data)
         if count:
-            known = self.batch.known_end()
-            if known is None or offset + count < known:
-                # The page stopped short of items that exist: it shows the page size.
-                self._trusted_size = True
-            self.page_size = max(self.page_size or 0, count)
-            full = self._trusted_size and count >= self.page_size
+            full = self._sizes.note(offset, count, self.batch.known_end())
             if offset + count > self.cursor:
-                self._ready[offset] = (page, full)
+                self._buffer.keep(offset, page, full=full)
         elif offset == self.cursor or (offset > self.cursor and not self.follow):
             # The end of the batch when the read reaches it.
-            self._ready.setdefault(offset, (page, False))
-        elif offset > self.cursor:
+            self._buffer.keep_end(offset, page)
+        elif offset > self.cursor and self._front is Front.READING:
             # A running batch ends before this offset for now, and the page
             # will be stale by the time the read gets there: ask for the
             # cursor alone until a full page comes.
-            self._probing = True
-        self._drain()
+            self._front = Front.PROBING
 
     # -- what to hand out ----------------------------------------------------
 
@@ -328,75 +501,90 @@ class ReadPlan:
 
         Raises the error that ends the read, once every page before it is out.
         """
-        if self._out:
-            self._handing_out += 1
-            return self._out.popleft()
-        if self._error is not None:
-            raise self._error
-        return None
+        return self._buffer.next_delivery()
 
     def handed_out(self) -> None:
         """The caller is done with the page `next_delivery` returned: it leaves the window."""
-        self._handing_out -= 1
-
-    def _page_at_cursor(self) -> tuple[int, _Page, bool] | None:
-        cursor = self.cursor
-        ready = self._ready.pop(cursor, None)
-        if ready is not None:
-            return cursor, *ready
-        for offset, (page, full) in sorted(self._ready.items()):
-            if offset < cursor < offset + len(page.data):
-                del self._ready[offset]
-                return offset, page, full
-        return None
+        self._buffer.handed_out()
 
     def _drain(self) -> None:
         """Move the pages that continue the cursor to the queue the caller takes from."""
-        while self.ended is None and self._error is None:
-            found = self._page_at_cursor()
+        while self.ended is None and self._buffer.error is None:
+            found = self._buffer.take_at(self.cursor)
             if found is None:
-                self._error = self._failure_at_cursor()
-                self._caught_up = self._at_running_front()
-                self._probing = self._probing or self._caught_up
+                self._settle()
                 return
-            offset, page, full = found
-            items = page.data[self.cursor - offset :]
-            if self.stop is not None:
-                items = items[: self.stop - self.cursor]
-            repeat = None
-            if items:
-                new, repeat = self._repeats.check(
-                    self.cursor, items, bounded=self.batch.total is not None
-                )
-                items = items[:new]
-            if items:
-                if len(items) != len(page.data):
-                    # Every page model is an attrs class (`Page`), which
-                    # mypy's attrs plugin cannot see through a protocol.
-                    page = attrs.evolve(page, data=items)  # type: ignore[misc]
-                self._out.append(Delivery(self.cursor, page))
-                self.cursor += len(items)
-            if repeat is not None:
-                # The new items before the repeat are handed out first.
-                self._error = repeat
-                return
-            self._short_at_cursor = not full
-            self._empty_at_cursor = not items
-            self._probing = self._probing and not full
-            self.ended = end_of_read(
-                next_offset=self.cursor,
-                page_items=len(items),
-                total=self.batch.total,
-                stop=self.stop,
-            )
-            total = self.batch.total
-            if self.ended is ReadEnd.EMPTY_PAGE and self.batch.complete and total is not None:
-                self.ended = None
-                self._error = self._missing_items(total)
-                return
-            if self.ended is ReadEnd.EMPTY_PAGE and self.follow and not self.batch.final:
-                self.ended = None  # caught up with a running batch: wait, and ask again
-            self._discard_passed()
+            self._hand_on(*found)
+
+    def _settle(self) -> None:
+        """No page continues the cursor: its failure, if any, is the read's error; judge the front.
+
+        A follow-mode read at the front of a running batch is caught up; one
+        that was caught up and no longer is (a page showed more) asks for the
+        cursor alone, as after a poll.
+        """
+        self._buffer.error = self._buffer.failure_at(self.cursor)
+        if self._at_running_front():
+            self._front = Front.CAUGHT_UP
+        elif self._front is Front.CAUGHT_UP:
+            self._front = Front.PROBING
+
+    def _hand_on(self, offset: int, page: _Page, full: bool) -> None:
+        """Queue the new items of the page that continues the cursor, and judge the page.
+
+        A repeated item makes the read's error, after the new items before it.
+        """
+        items, repeat = self._new_items(offset, page)
+        if items:
+            if len(items) != len(page.data):
+                # Every page model is an attrs class (`Page`), which
+                # mypy's attrs plugin cannot see through a protocol.
+                page = attrs.evolve(page, data=items)  # type: ignore[misc]
+            self._buffer.queue(Delivery(self.cursor, page))
+            self.cursor += len(items)
+        if repeat is not None:
+            # The new items before the repeat are handed out first.
+            self._buffer.error = repeat
+            return
+        self._note_at_cursor(full=full, empty=not items)
+        self._judge_end(len(items))
+        if self._buffer.error is None:
+            self._buffer.discard_passed(self.cursor)
+
+    def _new_items(self, offset: int, page: _Page) -> tuple[Sequence[Any], PaginationError | None]:
+        """The page's items from the cursor, up to ``stop`` and to the first one repeated.
+
+        Returns them, and the error of the repeat that cut them, if one did.
+        """
+        items = page.data[self.cursor - offset :]
+        if self.stop is not None:
+            items = items[: self.stop - self.cursor]
+        if not items:
+            return items, None
+        new, repeat = self._repeats.check(self.cursor, items, bounded=self.batch.total is not None)
+        return items[:new], repeat
+
+    def _note_at_cursor(self, *, full: bool, empty: bool) -> None:
+        """Remember what the page taken at the cursor was; a full one sets the read to reading."""
+        if full:
+            self._at_cursor = CursorPage.FULL
+            self._front = Front.READING
+        else:
+            self._at_cursor = CursorPage.EMPTY if empty else CursorPage.SHORT
+
+    def _judge_end(self, page_items: int) -> None:
+        """Apply the end-of-read rules to the page just taken, with its ``page_items`` new items."""
+        self.ended = end_of_read(
+            next_offset=self.cursor, page_items=page_items, total=self.batch.total, stop=self.stop
+        )
+        total = self.batch.total
+        if self.ended is not ReadEnd.EMPTY_PAGE:
+            return
+        if self.batch.complete and total is not None:
+            self.ended = None
+            self._buffer.error = self._missing_items(total)
+        elif self.follow and not self.batch.final:
+            self.ended = None  # caught up with a running batch: wait, and ask again
 
     def _missing_items(self, total: int) -> PaginationError:
         """The error of a finished batch whose pages end before its ``total``."""
@@ -406,24 +594,11 @@ class ReadPlan:
             "or its `from` is off"
         )
 
-    def _failure_at_cursor(self) -> BlatError | None:
-        failed = self._gave_up.get(self.cursor)
-        return None if failed is None else failed[1]
-
     def _at_running_front(self) -> bool:
         """Whether a follow-mode read has read all a running batch has shown for now."""
-        if not self.follow or self.batch.final or not self._short_at_cursor:
+        if not self.follow or self.batch.final or self._at_cursor is CursorPage.FULL:
             return False
         # An empty page says so whatever `processed` claims; asking again at
         # once would only get it again.
         known = self.batch.known_end()
-        return self._empty_at_cursor or known is None or self.cursor >= known
-
-    def _discard_passed(self) -> None:
-        """Forget pages and failures the cursor has passed."""
-        cursor = self.cursor
-        for offset in [o for o, (p, _) in self._ready.items() if o + len(p.data) <= cursor]:
-            if offset < cursor or self._ready[offset][0].data:
-                del self._ready[offset]
-        for offset in [o for o in self._gave_up if o < cursor]:
-            del self._gave_up[offset]
+        return self._at_cursor is CursorPage.EMPTY or known is None or self.cursor >= known

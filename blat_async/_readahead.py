@@ -1,7 +1,9 @@
-"""The read-ahead runner: sends the requests a `ReadPlan` asks for, in tasks it owns.
+"""The read-ahead runner: sends the requests a `Plan` asks for, in tasks it owns.
 
-The plan (no I/O) decides which offsets to request, counts everything, and
-says what to hand out; the runner only calls its verbs. It owns every task
+The plan (no I/O, ``_pagination.py``) decides which offsets to request,
+counts everything, and says what to hand out; `ReadAhead` only calls the
+verbs that the `Plan` protocol lists, and learns the batch's state for
+`ReadProgress` through `Plan.batch_state`. It owns every task
 it starts: when the read ends, fails, is closed or is cancelled, the tasks
 still in flight are cancelled and awaited before the generator returns.
 """
@@ -18,7 +20,7 @@ import attrs
 
 from ._defaults import POLL_GROWTH
 from ._endpoints import Page
-from ._pagination import Delivery, ReadEnd, ReadPlan
+from ._pagination import Delivery, Plan, ReadEnd
 from ._retry import Throttle
 from .errors import BlatError, PaginationError
 
@@ -121,7 +123,7 @@ class ReadAhead:
 
     def __init__(
         self,
-        plan: ReadPlan,
+        plan: Plan,
         fetch: Fetch,
         *,
         concurrency: int,
@@ -147,7 +149,7 @@ class ReadAhead:
         self._crash: BaseException | None = None
         """Why a task ended other than through the plan: a bug, or the client closing."""
         if progress is not None:
-            progress.offset = plan.start
+            progress.offset = plan.cursor
 
     async def deliveries(self) -> AsyncGenerator[Delivery, None]:
         """Yield the plan's pages in order, until the read ends or fails."""
@@ -236,11 +238,9 @@ class ReadAhead:
         self._progress.requests += 1
 
     def _note_batch(self) -> None:
-        progress, batch = self._progress, self._plan.batch
+        progress = self._progress
         if progress is not None:
-            progress.processed = batch.processed
-            progress.total = batch.total
-            progress.status = batch.status
+            progress.processed, progress.total, progress.status = self._plan.batch_state()
 
 
 # -- what the iterators hand out ------------------------------------------------------

@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from blat_async._batch import BatchView, is_final_status
-from blat_async._pagination import Delivery, ReadEnd, ReadPlan, end_of_read
+from blat_async._pagination import Delivery, PageSize, ReadEnd, ReadPlan, end_of_read
+from blat_async._reorder import ReorderBuffer
 from blat_async.errors import BlatError, InternalServerError, PaginationError
 from blat_async.models import (
     BatchScrapeSitemapData,
@@ -595,7 +596,7 @@ def test_an_offset_that_gave_up_is_forgotten_once_a_page_covers_it() -> None:
 
     assert _ids(_take(plan)) == _expected(10, 25)
     assert _asks(plan, limit=1) == [25]
-    assert not plan._gave_up  # forgotten, so a long read keeps no list of them
+    assert plan._buffer.failures == 0  # forgotten, so a long read keeps no list of them
 
 
 # -- follow mode ---------------------------------------------------------------------
@@ -839,6 +840,24 @@ def test_follow_read_ahead_resumes_when_processed_shows_more() -> None:
     assert _asks(plan, limit=8) == [14, 24, 34, 44, 54]
 
 
+def test_follow_a_read_that_caught_up_then_learns_of_more_asks_the_cursor_alone() -> None:
+    # Caught up at 15 while the request at 20 was in flight; its page shows
+    # items up to 50 before any poll. The cursor is asked for alone, as after
+    # a poll, until a full page comes.
+    plan = ReadPlan(0, follow=True, window=8)
+    assert _asks(plan) == [0]
+    plan.arrived(0, _at(0, 10, status="running", processed=25, total=100))
+    assert _asks(plan) == [10, 20]
+    plan.arrived(10, _at(10, 5, status="running", processed=15, total=100))
+    assert _asks(plan) == []  # caught up at 15
+    assert not plan.waiting  # the request at 20 is in flight
+
+    plan.arrived(20, _at(20, 10, status="running", processed=50, total=100))
+
+    assert not plan.waiting
+    assert _asks(plan) == [15]
+
+
 # -- servers that repeat themselves -------------------------------------------------------
 
 
@@ -864,6 +883,115 @@ def test_good_pages_before_a_repeat_are_handed_out_then_the_read_fails() -> None
     with pytest.raises(PaginationError, match="'job-10'"):
         plan.next_delivery()
     assert _asks(plan) == []
+
+
+# -- the parts of the plan -----------------------------------------------------------------
+
+
+def test_batch_state_is_what_the_read_knows_of_its_batch() -> None:
+    plan = ReadPlan(0)
+    assert plan.batch_state() == (None, None, None)
+    _asks(plan)
+
+    plan.arrived(0, _at(0, 10, status="running", processed=40, total=100))
+
+    assert plan.batch_state() == (40, 100, "running")
+
+
+def test_a_page_is_full_only_once_a_page_short_of_known_items_shows_the_page_size() -> None:
+    sizes = PageSize(4, None)
+    # Ends where known items end: the batch's end, maybe, not the page size.
+    assert not sizes.note(0, 10, known_end=10)
+    assert sizes.size == 10
+    assert sizes.note(10, 10, known_end=100)
+    assert not sizes.note(20, 5, known_end=100)
+    assert sizes.size == 10
+
+
+def test_the_page_size_is_the_longest_page_seen() -> None:
+    sizes = PageSize(4, None)
+    sizes.note(0, 5, known_end=None)
+    sizes.note(5, 12, known_end=None)
+    assert sizes.size == 12
+
+
+def _failure() -> InternalServerError:
+    return InternalServerError(500)
+
+
+def test_the_buffer_hands_out_queued_pages_then_raises_its_error() -> None:
+    buffer = ReorderBuffer()
+    buffer.queue(Delivery(0, _at(0, 10)))
+    buffer.error = PaginationError("the read failed")
+
+    delivery = buffer.next_delivery()
+    assert delivery is not None
+    assert delivery.offset == 0
+    buffer.handed_out()
+    with pytest.raises(PaginationError, match="the read failed"):
+        buffer.next_delivery()
+
+
+def test_the_buffer_holds_pages_failures_queued_and_handed_out_pages() -> None:
+    buffer = ReorderBuffer()
+    buffer.keep(20, _at(20, 10), full=True)
+    buffer.fail(30, 40, _failure())
+    buffer.queue(Delivery(0, _at(0, 10)))
+    buffer.queue(Delivery(10, _at(10, 10)))
+    assert buffer.held == 4
+    assert buffer.next_delivery() is not None
+    assert buffer.held == 4  # the page being handed out still counts
+    assert buffer.with_caller
+
+    buffer.handed_out()
+
+    assert buffer.held == 3
+
+
+def test_the_buffer_takes_the_page_that_holds_the_cursor() -> None:
+    buffer = ReorderBuffer()
+    page = _at(5, 10)
+    buffer.keep(5, page, full=False)
+
+    assert buffer.take_at(4) is None
+    assert buffer.take_at(8) == (5, page, False)
+    assert buffer.held == 0
+
+
+def test_the_buffer_keeps_the_first_page_at_an_offset_over_an_empty_one() -> None:
+    buffer = ReorderBuffer()
+    page = _at(10, 10)
+    buffer.keep(10, page, full=True)
+
+    buffer.keep_end(10, _at(10, 0))
+
+    assert buffer.take_at(10) == (10, page, True)
+
+
+def test_the_buffer_forgets_what_the_cursor_passed_but_an_empty_page_at_it() -> None:
+    buffer = ReorderBuffer()
+    buffer.keep(0, _at(0, 10), full=True)
+    buffer.keep_end(10, _at(10, 0))
+    buffer.fail(5, 15, _failure())
+    failure = _failure()
+    buffer.fail(10, 20, failure)
+
+    buffer.discard_passed(10)
+
+    assert buffer.held == 2
+    assert buffer.failures == 1
+    assert buffer.failure_at(10) is failure
+    assert buffer.span_end(10) == 10  # the empty page: it covers nothing
+
+
+def test_a_failure_covers_only_its_own_offset() -> None:
+    buffer = ReorderBuffer()
+    buffer.fail(10, 20, _failure())
+    buffer.keep(30, _at(30, 10), full=True)
+
+    assert buffer.span_end(10) == 20
+    assert buffer.inner_span_end(15) is None
+    assert buffer.inner_span_end(35) == 40
 
 
 # -- properties over any server -------------------------------------------------------------

@@ -7,6 +7,7 @@ import gc
 import itertools
 import random
 import time
+from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 from typing import Any
@@ -26,7 +27,8 @@ from blat_async import (
     RetryPolicy,
     _readahead,
 )
-from blat_async._pagination import ReadPlan
+from blat_async._endpoints import Page
+from blat_async._pagination import BatchState, Delivery, Plan, ReadPlan
 from blat_async._readahead import Fetch, Fetched, PollPolicy, ReadAhead, RequestHooks
 from blat_async._retry import Throttle
 from blat_async.models import BatchScrapeSitemapMetadata, BatchScrapeSitemapStatusResponse
@@ -480,7 +482,12 @@ def _running_page(offset: int, count: int, total: int = 1_000) -> BatchScrapeSit
 
 
 def _runner(
-    plan: ReadPlan, fetch: Fetch, *, concurrency: int = 2, poll: PollPolicy | None = None
+    plan: Plan,
+    fetch: Fetch,
+    *,
+    concurrency: int = 2,
+    poll: PollPolicy | None = None,
+    progress: ReadProgress | None = None,
 ) -> ReadAhead:
     return ReadAhead(
         plan,
@@ -490,7 +497,84 @@ def _runner(
         check_open=lambda: None,
         closing=asyncio.Event(),
         poll=poll,
+        progress=progress,
     )
+
+
+class _TwoPagePlan:
+    """A plan that is no `ReadPlan`: two pages of 10 from its cursor, and the read ends."""
+
+    def __init__(self, cursor: int) -> None:
+        self.cursor = cursor
+        self.ended: ReadEnd | None = None
+        self._to_ask = [cursor, cursor + 10]
+        self._in_flight = 0
+        self._arrived: dict[int, Page] = {}
+        self._out: deque[Delivery] = deque()
+        self._error: BlatError | None = None
+        self._state: BatchState = (None, None, None)
+
+    @property
+    def done(self) -> bool:
+        return self.ended is not None
+
+    @property
+    def waiting(self) -> bool:
+        return False
+
+    def next_offset(self, limit: int) -> int | None:
+        if not self._to_ask or self._in_flight >= limit:
+            return None
+        self._in_flight += 1
+        return self._to_ask.pop(0)
+
+    def arrived(self, offset: int, page: Page, *, size: int = 0) -> None:
+        self._in_flight -= 1
+        self._arrived[offset] = page
+        self._state = (page.processed, page.total, page.status)
+        while self.cursor in self._arrived:
+            page = self._arrived.pop(self.cursor)
+            self._out.append(Delivery(self.cursor, page))
+            self.cursor += len(page.data)
+        if not (self._to_ask or self._in_flight or self._arrived):
+            self.ended = ReadEnd.TOTAL
+
+    def gave_up(self, offset: int, error: BlatError) -> None:
+        self._in_flight -= 1
+        self._error = error
+
+    def next_delivery(self) -> Delivery | None:
+        if self._out:
+            return self._out.popleft()
+        if self._error is not None:
+            raise self._error
+        return None
+
+    def handed_out(self) -> None:
+        pass
+
+    def poll(self) -> None:
+        pass
+
+    def batch_state(self) -> BatchState:
+        return self._state
+
+
+async def test_the_runner_needs_no_more_of_its_plan_than_the_verbs_of_plan() -> None:
+    """`ReadAhead` runs a plan that only has `Plan`'s verbs, and fills progress from them."""
+
+    async def fetch(offset: int, hooks: RequestHooks) -> Fetched:
+        page = _running_page(offset, 10)
+        return Fetched(attrs.evolve(page, status="completed", processed=20, total=25), 0)
+
+    progress = ReadProgress()
+    runner = _runner(_TwoPagePlan(5), fetch, progress=progress)
+    deliveries = [d async for d in runner.deliveries()]
+
+    assert [d.offset for d in deliveries] == [5, 15]
+    assert progress.offset == 5  # where the plan's cursor stood when the read began
+    assert (progress.processed, progress.total, progress.status) == (20, 25, "completed")
+    assert progress.ended is ReadEnd.TOTAL
 
 
 async def test_the_poll_wait_grows_while_nothing_comes_and_starts_over_with_news(
@@ -558,7 +642,8 @@ async def test_a_429_lowers_the_reads_requests_in_flight_and_successes_restore_t
     monkeypatch.setattr(_readahead, "Throttle", RecordingThrottle)
 
     async def fetch(offset: int, hooks: RequestHooks) -> Fetched:
-        if offset == 0 and hooks.on_rate_limit is not None:
+        if offset == 0:
+            assert hooks.on_rate_limit is not None
             hooks.on_rate_limit()  # as a retry after a 429 does
         page = _running_page(offset, 10)
         return Fetched(attrs.evolve(page, status="completed", total=30), 0)
