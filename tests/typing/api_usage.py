@@ -10,8 +10,11 @@ import aiohttp
 
 from blat_async import (
     APIStatusError,
+    BatchScrapeData,
+    BatchScrapeMetadata,
     BatchScrapeSitemapData,
     BatchScrapeSitemapStatusResponse,
+    BatchScrapeStatusResponse,
     BlatClient,
     BlatError,
     RateLimitError,
@@ -64,3 +67,21 @@ async def pages_with_borrowed_session(batch_id: str) -> list[int | None]:
         finally:
             await client.close()
     return totals
+
+
+async def store_scraped_pages(batch_id: str, pages: dict[str, str]) -> int | None:
+    async with BlatClient("key", max_retries=2) as client:
+        first: BatchScrapeStatusResponse = await client.get_batch_scrape_status(batch_id)
+        async for item in client.iter_batch_scrape(batch_id, stop=first.total):
+            scraped: BatchScrapeData = item
+            meta: BatchScrapeMetadata | None = scraped.metadata
+            if scraped.success and meta is not None and meta.final_url is not None:
+                status: int | None = meta.status_code
+                assert status is None or status >= 0
+                pages[meta.final_url] = scraped.content or ""
+            links: tuple[str, ...] = scraped.extracted_links
+            assert all(isinstance(link, str) for link in links)
+        async for page in client.with_options(max_retries=0).iter_batch_scrape_pages(batch_id):
+            checked: BatchScrapeStatusResponse = page
+            assert checked.status is not None
+        return first.total
