@@ -22,10 +22,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from aiohttp import web
 
 from blat_async import _cli_flags, cli
 from blat_async.cli import ExitCode, main
 from blat_async.testing import DEFAULT_CONTENT_BYTES, FakeBatch, FakeBlatServer, Fault
+
+from .conftest import loopback_app
 
 SECRET = "sk-cli-SECRET-7777"
 BATCHES: dict[str, FakeBatch] = {}
@@ -956,3 +959,53 @@ def test_a_full_disk_ends_with_one_line_and_the_output_code(args: list[str]) -> 
     assert "Traceback" not in result.stderr
     assert "Exception ignored" not in result.stderr
     assert "resume" not in result.stderr
+
+
+async def echo_401_json(request: web.Request) -> web.Response:
+    """A 401 whose message holds the Authorization header sent, as some gateways answer."""
+    message = f"bad header {request.headers.get('Authorization')}"
+    return web.json_response({"code": "UNAUTHORIZED", "message": message}, status=401)
+
+
+async def echo_502_html(request: web.Request) -> web.Response:
+    """A proxy's HTML error page holding the Authorization header, retried by the client."""
+    page = (
+        "<html><head><title>502 Bad Gateway</title></head><body><h1>Bad Gateway</h1>"
+        f"<pre>Authorization: {request.headers.get('Authorization')}</pre></body></html>"
+    )
+    return web.Response(status=502, text=page, content_type="text/html")
+
+
+@pytest.mark.parametrize(
+    ("handler", "code", "retries"),
+    [(echo_401_json, ExitCode.AUTHENTICATION, 0), (echo_502_html, ExitCode.API_ERROR, 2)],
+)
+@pytest.mark.parametrize("command", ["items", "status"])
+@pytest.mark.parametrize("kind", ["sitemap", "scrape"])
+async def test_the_key_a_server_echoes_never_shows(
+    handler: Any, code: ExitCode, retries: int, command: str, kind: str
+) -> None:
+    """With -v, neither the error nor a logged retry shows the key the server echoed."""
+    seen: list[str] = []
+
+    async def echo(request: web.Request) -> web.StreamResponse:
+        seen.append(request.headers.get("Authorization", ""))
+        return await handler(request)  # type: ignore[no-any-return]
+
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("BLAT_")}
+    async with loopback_app(echo) as base_url:
+        process = await asyncio.create_subprocess_exec(
+            *[sys.executable, "-m", "blat_async", command, "b-1", "--kind", kind, "-v"],
+            *["--base-url", base_url, "--api-key", SECRET, "--retries", "2"],
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=environment,
+        )
+        stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert seen == [f"Bearer {SECRET}"] * (retries + 1)
+    assert process.returncode == code, stderr
+    shown = (stdout + stderr).decode()
+    assert shown.count("blat-async: retry ") == retries, shown
+    assert shown.strip()
+    assert "Traceback" not in shown
+    assert SECRET not in shown
