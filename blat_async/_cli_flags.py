@@ -368,7 +368,7 @@ def _add_serve(commands: Any, fake: Any) -> argparse.ArgumentParser:
         [
             f"{PROG} serve --port 8089 --size 500 --batches 2",
             f"{PROG} serve --jobs-per-second 20   # running batches, to try --follow",
-            f"{PROG} serve --kind scrape   # read with: {PROG} items demo-1 --kind scrape",
+            f"{PROG} serve --kind scrape   # then: {PROG} items demo-1 --kind scrape",
         ],
         parents=[_kind_flag("the kind of the sample batches"), fake],
         codes={

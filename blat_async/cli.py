@@ -145,8 +145,8 @@ def _json_line(item: BatchScrapeSitemapData | BatchScrapeData) -> str:
     """One item as one line of JSON, every field with the API's name, ending in a newline.
 
     The one string is written in one write. A scraped page's content (megabytes)
-    is copied by the JSON encoding and once more by the newline, no further:
-    `attrs.asdict` keeps the string itself.
+    is copied by the JSON encoding, by the newline (the price of one write) and
+    by stdout's encoding to bytes; `attrs.asdict` keeps the string, not a copy.
     """
     return f"{json.dumps(attrs.asdict(item), ensure_ascii=False)}\n"
 
