@@ -23,11 +23,15 @@ from typing import Any, Final
 from . import BlatClient, RetryPolicy, __version__
 from ._defaults import DEFAULT_PAGE_SIZE
 
-__all__ = ["PROG", "ExitCode", "parse_args", "parser"]
+__all__ = ["DEMO_CONTENT_BYTES", "KINDS", "PROG", "ExitCode", "parse_args", "parser"]
 
 PROG: Final = "blat-async"
+KINDS: Final = ("sitemap", "scrape")
+"""The batches ``--kind`` names: the batch sitemap results (the default), or the batch scrape's."""
 _DEMO_SIZE: Final = 120
-"""Sitemap jobs in each sample batch of ``demo`` and ``serve`` (``--size``)."""
+"""Jobs in each sample batch of ``demo`` and ``serve`` (``--size``)."""
+DEMO_CONTENT_BYTES: Final = 1024
+"""Bytes of content in each scraped page of a sample scrape batch (``--content-bytes``)."""
 _DEMO_PAGE_SIZE: Final = DEFAULT_PAGE_SIZE
 """Items per page of the sample batches (``--page-size``): the fake server's default."""
 _SERVE_PORT: Final = 8089
@@ -83,6 +87,12 @@ def _whole_number(text: str, minimum: int, maximum: int | None = None) -> int:
         expected = f"from {minimum} to {maximum}" if maximum is not None else f">= {minimum}"
         raise argparse.ArgumentTypeError(f"must be a whole number {expected}, got {text!r}")
     return value
+
+
+def _kind(text: str) -> str:
+    if text not in KINDS:
+        raise argparse.ArgumentTypeError(f"must be {' or '.join(KINDS)}, got {text!r}")
+    return text
 
 
 def _offset(text: str) -> int:
@@ -197,10 +207,24 @@ def _connection_flags() -> argparse.ArgumentParser:
     return flags
 
 
+def _kind_flag(help_text: str) -> argparse.ArgumentParser:
+    flags = argparse.ArgumentParser(add_help=False)
+    flags.add_argument(
+        "--kind",
+        type=_kind,
+        metavar="KIND",
+        default=KINDS[0],
+        help=f"{help_text}: {' or '.join(KINDS)} (default: %(default)s)",
+    )
+    return flags
+
+
 def _reading_flags() -> argparse.ArgumentParser:
     flags = argparse.ArgumentParser(add_help=False)
     flags.add_argument(
-        "--links", action="store_true", help="print every link, one per line, not items"
+        "--links",
+        action="store_true",
+        help="print every link (a scrape batch's extracted_links), one per line, not items",
     )
     flags.add_argument(
         "--from",
@@ -249,7 +273,14 @@ def _fake_server_flags() -> argparse.ArgumentParser:
         type=_offset,
         metavar="N",
         default=_DEMO_SIZE,
-        help="sitemap jobs in a sample batch (default: %(default)s)",
+        help="jobs in a sample batch (default: %(default)s)",
+    )
+    flags.add_argument(
+        "--content-bytes",
+        type=_offset,
+        metavar="N",
+        help=f"bytes of content in each scraped page, with --kind scrape "
+        f"(default: {DEMO_CONTENT_BYTES})",
     )
     flags.add_argument(
         "--page-size",
@@ -277,8 +308,9 @@ def _add_items(commands: Any, connection: Any, reading: Any) -> argparse.Argumen
             f"{PROG} items b-123 > b-123.jsonl",
             f"{PROG} items b-123 --links --from 4000 --stop 5000 | sort -u",
             f"{PROG} items b-123 --follow -v   # a running batch, showing retries",
+            f"{PROG} items b-456 --kind scrape > b-456.jsonl   # scraped pages",
         ],
-        parents=[connection, reading],
+        parents=[connection, _kind_flag("the kind of batch"), reading],
     )
     items.add_argument("batch_id", metavar="BATCH_ID", type=_batch_id)
     return items
@@ -289,8 +321,12 @@ def _add_status(commands: Any, connection: Any) -> argparse.ArgumentParser:
         commands,
         "status",
         "print a batch's status, processed, total and expiry",
-        [f"{PROG} status b-123", f"{PROG} status b-123 --json | jq .processed"],
-        parents=[connection],
+        [
+            f"{PROG} status b-123",
+            f"{PROG} status b-123 --json | jq .processed",
+            f"{PROG} status b-456 --kind scrape",
+        ],
+        parents=[connection, _kind_flag("the kind of batch")],
     )
     status.add_argument("batch_id", metavar="BATCH_ID", type=_batch_id)
     status.add_argument("--json", action="store_true", help="print one JSON object")
@@ -305,8 +341,14 @@ def _add_demo(commands: Any, connection: Any, reading: Any, fake: Any) -> argpar
         [
             f"{PROG} demo | head -3",
             f"{PROG} demo --size 1000 --page-size 50 --latency 0.05 > sample.jsonl",
+            f"{PROG} demo --kind scrape --content-bytes 200000 | head -1",
         ],
-        parents=[connection, reading, fake],
+        parents=[
+            connection,
+            _kind_flag("the kind of batch, the sample or BATCH_ID"),
+            reading,
+            fake,
+        ],
     )
     demo.add_argument(
         "batch_id",
@@ -326,8 +368,9 @@ def _add_serve(commands: Any, fake: Any) -> argparse.ArgumentParser:
         [
             f"{PROG} serve --port 8089 --size 500 --batches 2",
             f"{PROG} serve --jobs-per-second 20   # running batches, to try --follow",
+            f"{PROG} serve --kind scrape   # then: {PROG} items demo-1 --kind scrape",
         ],
-        parents=[fake],
+        parents=[_kind_flag("the kind of the sample batches"), fake],
         codes={
             ExitCode.USAGE: _EXIT_CODES[ExitCode.USAGE],
             ExitCode.NETWORK: "cannot listen (the port is in use)",
@@ -376,7 +419,7 @@ def _parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentPars
     """The whole command line's parser, and each command's, by name."""
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description="Read Blat batch sitemap scrape results.",
+        description="Read Blat's batch sitemap results and batch scrape results.",
         epilog="Each command's --help gives its flags, defaults, examples and exit codes.",
         allow_abbrev=False,
     )

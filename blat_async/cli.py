@@ -10,6 +10,9 @@ blat-async demo                  # a sample batch from the embedded fake server
 blat-async serve                 # the fake server in the foreground
 ```
 
+Each command reads a batch sitemap's results (``--kind sitemap``, the
+default) or a batch scrape's (``--kind scrape``).
+
 Exit codes: 0 success (and a closed pipe, as in ``| head``), 1 stdout could
 not take the output (a full disk), 2 usage, 3 authentication or permission,
 4 batch not found, 5 any other API error or a response the client cannot
@@ -42,6 +45,7 @@ from . import (
     FINAL_STATUSES,
     APIConnectionError,
     AuthenticationError,
+    BatchScrapeData,
     BatchScrapeSitemapData,
     BlatClient,
     BlatError,
@@ -51,7 +55,7 @@ from . import (
     ReadProgress,
     RetryPolicy,
 )
-from ._cli_flags import PROG, ExitCode, parse_args
+from ._cli_flags import DEMO_CONTENT_BYTES, KINDS, PROG, ExitCode, parse_args
 from ._defaults import API_KEY_ENV, BASE_URL_ENV
 
 __all__ = ["ExitCode", "entry_point", "main"]
@@ -137,9 +141,24 @@ class _Run:
 # -- output ------------------------------------------------------------------------
 
 
-def _item_json(item: BatchScrapeSitemapData) -> str:
-    """One item as one line of JSON, with the API's field names."""
-    return json.dumps(attrs.asdict(item), ensure_ascii=False)
+def _json_line(item: BatchScrapeSitemapData | BatchScrapeData) -> str:
+    """One item as one line of JSON, every field with the API's name, ending in a newline.
+
+    The one string is written in one write. A scraped page's content (megabytes)
+    is copied by the JSON encoding, by the newline (the price of one write) and
+    by stdout's encoding to bytes; `attrs.asdict` keeps the string, not a copy.
+    """
+    return f"{json.dumps(attrs.asdict(item), ensure_ascii=False)}\n"
+
+
+def _links(item: BatchScrapeSitemapData | BatchScrapeData) -> tuple[str, ...]:
+    """A sitemap job's ``links``, or a scraped page's ``extracted_links``."""
+    return item.links if isinstance(item, BatchScrapeSitemapData) else item.extracted_links
+
+
+def _kind_flag(args: argparse.Namespace) -> str:
+    """The ``--kind`` to repeat in a command the user is told to run, if not the default."""
+    return "" if args.kind == KINDS[0] else f" --kind {args.kind}"
 
 
 def _bar_total(start: int, stop: int | None, total: int | None) -> int | None:
@@ -174,8 +193,13 @@ async def _stream(
 ) -> None:
     """Write every item (or link) of the batch to stdout, updating ``progress``."""
     out = sys.stdout
+    iter_pages = (
+        client.iter_batch_scrape_pages
+        if args.kind == "scrape"
+        else client.iter_batch_scrape_sitemap_pages
+    )
     with _arguments_checked():
-        pages = client.iter_batch_scrape_sitemap_pages(
+        pages = iter_pages(
             batch_id,
             args.start,
             args.stop,
@@ -189,9 +213,9 @@ async def _stream(
             async for page in pages:
                 with _writing():
                     if args.links:
-                        out.writelines(f"{link}\n" for item in page.data for link in item.links)
+                        out.writelines(f"{link}\n" for item in page.data for link in _links(item))
                     else:
-                        out.writelines(f"{_item_json(item)}\n" for item in page.data)
+                        out.writelines(_json_line(item) for item in page.data)
                 if bar is not None:
                     bar.total = _bar_total(args.start, args.stop, progress.total)
                     # Only the batch's status: its processed count is of the whole
@@ -208,7 +232,10 @@ def _unfinished(args: argparse.Namespace, batch_id: str, progress: ReadProgress)
     if status.strip().lower() in FINAL_STATUSES:
         return None
     of_total = "" if progress.total is None else f" of {progress.total}"
-    again = f"{PROG} {args.command} {shlex.quote(batch_id)} --from {progress.offset} --follow"
+    again = (
+        f"{PROG} {args.command} {shlex.quote(batch_id)}{_kind_flag(args)} "
+        f"--from {progress.offset} --follow"
+    )
     return (
         f"batch {batch_id} is still {status}: read {progress.items} items, to offset "
         f"{progress.offset}{of_total}; --follow reads on as jobs complete: {again}"
@@ -273,8 +300,13 @@ async def _items(run: _Run) -> None:
 async def _status(run: _Run) -> None:
     args = run.args
     async with _client(args) as client:
+        get_status = (
+            client.get_batch_scrape_status
+            if args.kind == "scrape"
+            else client.get_batch_scrape_sitemap_status
+        )
         with _arguments_checked():
-            page = await client.get_batch_scrape_sitemap_status(args.batch_id)
+            page = await get_status(args.batch_id)
     fields = {
         "status": page.status,
         "processed": page.processed,
@@ -300,6 +332,9 @@ class _Sample:
     size: int
     page_size: int
     latency: float
+    kind: str = KINDS[0]
+    content_bytes: int | None = None
+    """Bytes of content of each scraped page; ``None`` for a sitemap batch, which has none."""
     host: str = "127.0.0.1"
     port: int = 0
     api_key: str = "demo-key"
@@ -329,6 +364,8 @@ async def _sample_server(sample: _Sample) -> AsyncIterator[tuple[Any, list[Any]]
             server.add_batch(
                 f"demo-{number + 1}",
                 sample.size,
+                kind="scrape" if sample.kind == "scrape" else "sitemap",
+                content_bytes=sample.content_bytes,
                 page_size=sample.page_size,
                 failed=0.1,
                 latency=sample.latency,
@@ -340,6 +377,13 @@ async def _sample_server(sample: _Sample) -> AsyncIterator[tuple[Any, list[Any]]
         yield server, batches
 
 
+def _content_bytes(args: argparse.Namespace) -> int | None:
+    """The content of each scraped page of a sample scrape batch; ``None`` for a sitemap batch."""
+    if args.kind != "scrape":
+        return None
+    return DEMO_CONTENT_BYTES if args.content_bytes is None else args.content_bytes
+
+
 async def _demo(run: _Run) -> None:
     args = run.args
     if args.batch_id is not None:
@@ -347,10 +391,16 @@ async def _demo(run: _Run) -> None:
         async with _client(args) as client:
             await _read(run, client, args.batch_id)
         return
-    sample = _Sample(size=args.size, page_size=args.page_size, latency=args.latency)
+    sample = _Sample(
+        size=args.size,
+        page_size=args.page_size,
+        latency=args.latency,
+        kind=args.kind,
+        content_bytes=_content_bytes(args),
+    )
     async with _sample_server(sample) as (server, [batch]):
         print(
-            f"{PROG} demo: streaming batch {batch.batch_id} ({args.size} sitemap jobs, "
+            f"{PROG} demo: streaming batch {batch.batch_id} ({args.size} {args.kind} jobs, "
             f"{len(batch.failed)} failed) from the embedded fake server at {server.base_url}",
             file=sys.stderr,
         )
@@ -369,6 +419,8 @@ async def _serve(run: _Run) -> None:
         api_key=args.fake_key,
         batches=args.batches,
         jobs_per_second=args.jobs_per_second,
+        kind=args.kind,
+        content_bytes=_content_bytes(args),
     )
     async with _sample_server(sample) as (server, batches):
         with _writing():
@@ -377,7 +429,8 @@ async def _serve(run: _Run) -> None:
             for batch in batches:
                 print(f"batch: {batch.batch_id}")
             sys.stdout.flush()
-        _say("serving until interrupted (Ctrl-C)")
+        read_with = "" if args.kind == KINDS[0] else f"; read them with{_kind_flag(args)}"
+        _say(f"serving until interrupted (Ctrl-C){read_with}")
         await asyncio.Event().wait()
 
 
@@ -386,6 +439,11 @@ def _check(args: argparse.Namespace) -> None:
     start, stop = getattr(args, "start", 0), getattr(args, "stop", None)
     if stop is not None and stop < start:
         raise _Failure(ExitCode.USAGE, f"--stop ({stop}) must be >= --from ({start})")
+    if getattr(args, "content_bytes", None) is not None and args.kind != "scrape":
+        raise _Failure(
+            ExitCode.USAGE,
+            "--content-bytes is for --kind scrape: a sitemap batch has no content",
+        )
     if args.command == "demo" and args.batch_id is None:
         unused = [
             flag

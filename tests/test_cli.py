@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import io
 import json
 import os
 import pty
@@ -21,10 +22,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from aiohttp import web
 
 from blat_async import _cli_flags, cli
 from blat_async.cli import ExitCode, main
-from blat_async.testing import FakeBatch, FakeBlatServer, Fault
+from blat_async.testing import DEFAULT_CONTENT_BYTES, FakeBatch, FakeBlatServer, Fault
+
+from .conftest import loopback_app
 
 SECRET = "sk-cli-SECRET-7777"
 BATCHES: dict[str, FakeBatch] = {}
@@ -35,6 +39,7 @@ def server() -> Iterator[FakeBlatServer]:
     with FakeBlatServer(api_key=SECRET).run_in_thread() as server:
         BATCHES["b25"] = server.add_batch("b25", 25, failed=[3, 7])
         server.add_batch("forbidden", 5, forbidden=True)
+        BATCHES["s12"] = server.add_batch("s12", 12, kind="scrape", content_bytes=3000, failed=[2])
         yield server
 
 
@@ -66,6 +71,94 @@ def test_items_streams_json_lines(server: FakeBlatServer) -> None:
     assert [i["success"] for i in items].count(False) == 2
     assert set(items[0]) == {"metadata", "success", "error", "error_code", "links"}
     assert result.stderr == ""
+
+
+def test_items_of_a_scrape_batch_carry_every_field_content_included(
+    server: FakeBlatServer,
+) -> None:
+    result = run(server, "items", "s12", "--kind", "scrape")
+    assert result.returncode == 0, result.stderr
+    items = [json.loads(line) for line in result.stdout.splitlines()]
+    batch = BATCHES["s12"]
+    assert [i["metadata"]["job_id"] for i in items] == batch.job_ids
+    assert set(items[0]) == {
+        "metadata",
+        "success",
+        "error",
+        "error_code",
+        "content",
+        "extracted_links",
+    }
+    assert set(items[0]["metadata"]) == {"batch_id", "job_id", "url", "final_url", "status_code"}
+    # The API leaves out what a failed job lacks; a row has it, as null or [].
+    empty: dict[str, Any] = {
+        "error": None,
+        "error_code": None,
+        "content": None,
+        "extracted_links": [],
+    }
+    no_page = {"final_url": None, "status_code": None}
+    assert items == [
+        {**empty, **job, "metadata": {**no_page, **job["metadata"]}} for job in batch.jobs
+    ]
+    assert [len(i["content"] or "") for i in items].count(3000) == 11
+    assert result.stderr == ""
+
+
+def test_links_of_a_scrape_batch_are_its_extracted_links(server: FakeBlatServer) -> None:
+    result = run(server, "items", "s12", "--kind", "scrape", "--links")
+    assert result.returncode == 0, result.stderr
+    expected = [link for job in BATCHES["s12"].jobs for link in job.get("extracted_links", [])]
+    assert len(expected) == 33  # 11 successful pages with 3 links each
+    assert result.stdout.splitlines() == expected
+
+
+def test_status_of_a_scrape_batch_reads_the_batch_scrape_endpoint(
+    server: FakeBlatServer,
+) -> None:
+    result = run(server, "status", "s12", "--kind", "scrape", "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert (summary["total"], summary["processed"], summary["status"]) == (12, 11, "completed")
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        (["items", "s12"], ExitCode.NOT_FOUND),
+        (["status", "s12"], ExitCode.NOT_FOUND),
+        (["items", "b25", "--kind", "scrape"], ExitCode.NOT_FOUND),
+        (["status", "b25", "--kind", "sitemap"], ExitCode.OK),
+    ],
+)
+def test_kind_chooses_the_endpoint_and_sitemap_is_the_default(
+    server: FakeBlatServer, args: list[str], code: ExitCode
+) -> None:
+    # The fake server serves a batch only at its kind's path.
+    result = run(server, *args)
+    assert result.returncode == code, result.stderr
+
+
+def test_a_scrape_row_of_megabytes_is_written_in_one_write(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    writes: list[str] = []
+
+    class Recorder(io.StringIO):
+        def write(self, text: str) -> int:
+            writes.append(text)
+            return len(text)
+
+    monkeypatch.setattr(sys, "stdout", Recorder())
+    with FakeBlatServer(api_key=SECRET).run_in_thread() as server:
+        batch = server.add_batch("big", 3, kind="scrape", content_bytes=3_000_000)
+        args = ["items", "big", "--kind", "scrape", "--no-progress"]
+        assert main([*args, "--base-url", server.base_url, "--api-key", SECRET]) == ExitCode.OK
+    assert len(writes) == 3
+    assert all(write.count("\n") == 1 and write.endswith("\n") for write in writes)
+    assert [json.loads(write)["content"] for write in writes] == [
+        batch.content_of(index) for index in range(3)
+    ]
 
 
 def test_links_prints_one_link_per_line(server: FakeBlatServer) -> None:
@@ -208,8 +301,20 @@ def test_python_dash_m_and_version(server: Any) -> None:
     assert __version__ in result.stdout
 
 
-def test_serve_prints_where_it_listens_and_serves_until_interrupted() -> None:
-    command = [sys.executable, "-m", "blat_async", "serve", "--port", "0", "--size", "15"]
+@pytest.mark.parametrize(
+    ("kind", "said"),
+    [
+        ([], "blat-async: serving until interrupted (Ctrl-C)\n"),
+        (
+            ["--kind", "scrape", "--content-bytes", "100"],
+            "blat-async: serving until interrupted (Ctrl-C); read them with --kind scrape\n",
+        ),
+    ],
+)
+def test_serve_prints_where_it_listens_and_serves_until_interrupted(
+    kind: list[str], said: str
+) -> None:
+    command = [sys.executable, "-m", "blat_async", "serve", "--port", "0", "--size", "15", *kind]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert process.stdout is not None
@@ -222,13 +327,20 @@ def test_serve_prints_where_it_listens_and_serves_until_interrupted() -> None:
             lines["base_url"],
             "--api-key",
             lines["api_key"],
+            *kind[:2],
         )
         assert result.returncode == 0, result.stderr
-        assert len(result.stdout.splitlines()) == 15
+        rows = [json.loads(line) for line in result.stdout.splitlines()]
+        assert len(rows) == 15
+        if kind:
+            assert {len(row["content"] or "") for row in rows} == {0, 100}
+        else:
+            assert all("links" in row for row in rows)
     finally:
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=30)
     assert process.returncode == ExitCode.INTERRUPTED
+    assert stderr.startswith(said)
     assert "Traceback" not in stderr
 
 
@@ -390,10 +502,37 @@ def test_status_does_not_take_concurrency(capsys: pytest.CaptureFixture[str]) ->
 @pytest.mark.parametrize(
     ("command", "defaults"),
     [
-        ("items", ["--timeout SECONDS", "(default: 30.0)", "(default: 3)", "(default: 6)"]),
-        ("status", ["(default: 30.0)", "(default: 3)"]),
-        ("demo", ["(default: 120)", "items per page (default: 10)", "(default: 0.0)"]),
-        ("serve", ["(default: 120)", "(default: 10)", "(default: 8089)", "(default: 127.0.0.1)"]),
+        (
+            "items",
+            [
+                "--timeout SECONDS",
+                "(default: 30.0)",
+                "(default: 3)",
+                "(default: 6)",
+                "sitemap or scrape (default: sitemap)",
+            ],
+        ),
+        ("status", ["(default: 30.0)", "(default: 3)", "sitemap or scrape (default: sitemap)"]),
+        (
+            "demo",
+            [
+                "(default: 120)",
+                "items per page (default: 10)",
+                "(default: 0.0)",
+                "sitemap or scrape (default: sitemap)",
+                "with --kind scrape (default: 1024)",
+            ],
+        ),
+        (
+            "serve",
+            [
+                "(default: 120)",
+                "(default: 10)",
+                "(default: 8089)",
+                "(default: 127.0.0.1)",
+                "sitemap or scrape (default: sitemap)",
+            ],
+        ),
     ],
 )
 def test_each_commands_help_gives_defaults_examples_and_exit_codes(
@@ -488,6 +627,20 @@ def test_a_running_batch_read_without_follow_says_so() -> None:
     assert followed.stderr == ""
 
 
+def test_a_running_scrape_batch_says_to_read_on_with_its_kind() -> None:
+    with FakeBlatServer(api_key=SECRET).run_in_thread() as server:
+        server.add_batch("pages", 30, kind="scrape", visible=12, jobs_per_second=0.001)
+        result = run(server, "items", "pages", "--kind", "scrape")
+        demo = run(server, "demo", "pages", "--kind", "scrape")
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout.splitlines()) == 12
+    assert result.stderr.endswith(
+        "--follow reads on as jobs complete: "
+        "blat-async items pages --kind scrape --from 12 --follow\n"
+    )
+    assert demo.stderr.endswith("blat-async demo pages --kind scrape --from 12 --follow\n")
+
+
 def test_a_finished_batch_says_nothing_more(server: FakeBlatServer) -> None:
     result = run(server, "items", "b25", "--from", "20")
     assert result.returncode == 0
@@ -511,6 +664,8 @@ def test_the_bar_total_is_the_items_between_from_and_stop() -> None:
         (["demo", "--siz=3"], "--siz=3"),
         (["serve", "--por", "0"], "--por 0"),
         (["status", "b", "--js"], "--js"),
+        (["items", "b", "--kin", "scrape"], "--kin scrape"),
+        (["demo", "--content-byte=9", "--kind", "scrape"], "--content-byte=9"),
     ],
 )
 def test_abbreviated_flags_are_refused(
@@ -551,6 +706,11 @@ def test_an_unknown_flag_is_reported_with_its_commands_usage(
         (["demo", "--latency", "x"], "argument --latency: must be a finite number >= 0, got 'x'"),
         (["serve", "--port", "x"], "argument --port: must be a whole number from 0 to 65535"),
         (["serve", "--port", "65536"], "argument --port: must be a whole number from 0 to 65535"),
+        (["items", "b", "--kind", "scr"], "argument --kind: must be sitemap or scrape, got 'scr'"),
+        (["status", "b", "--kind", "Scrape"], "argument --kind: must be sitemap or scrape, got"),
+        (["demo", "--kind", ""], "argument --kind: must be sitemap or scrape, got ''"),
+        (["serve", "--kind", "pages"], "argument --kind: must be sitemap or scrape, got 'pages'"),
+        (["demo", "--kind", "scrape", "--content-bytes", "-1"], "argument --content-bytes: must"),
     ],
 )
 def test_a_refused_value_names_its_flag_and_what_it_takes(
@@ -657,6 +817,48 @@ def test_demo_without_a_batch_refuses_the_flags_of_a_real_server(
     assert captured.out == ""
 
 
+def test_the_demo_content_bytes_default_is_the_fake_servers() -> None:
+    assert _cli_flags.DEMO_CONTENT_BYTES == DEFAULT_CONTENT_BYTES
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["demo", "--content-bytes", "10"],
+        ["demo", "--content-bytes", "10", "--kind", "sitemap"],
+        ["serve", "--content-bytes", "0"],
+    ],
+)
+def test_content_bytes_of_a_sitemap_batch_is_a_usage_error(
+    args: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(args) == ExitCode.USAGE
+    captured = capsys.readouterr()
+    assert captured.err == (
+        "blat-async: --content-bytes is for --kind scrape: a sitemap batch has no content\n"
+    )
+    assert captured.out == ""
+
+
+def test_demo_of_kind_scrape_streams_a_sample_scrape_batch() -> None:
+    args = ["demo", "--kind", "scrape", "--size", "20", "--content-bytes", "500", "--no-progress"]
+    result = run(None, *args)
+    assert result.returncode == 0, result.stderr
+    assert "(20 scrape jobs, 2 failed) from the embedded fake server" in result.stderr
+    items = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [len(i["content"] or "") for i in items].count(500) == 18
+    assert all(i["metadata"]["final_url"] for i in items if i["success"])
+
+
+def test_demo_of_kind_scrape_has_pages_of_the_default_content() -> None:
+    result = run(None, "demo", "--kind", "scrape", "--size", "5", "--links", "--no-progress")
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout.splitlines()) == 15  # 5 pages with 3 extracted links each
+    rows = run(None, "demo", "--kind", "scrape", "--size", "5", "--no-progress")
+    contents = [json.loads(line)["content"] for line in rows.stdout.splitlines()]
+    assert [len(content) for content in contents] == [DEFAULT_CONTENT_BYTES] * 5
+
+
 def test_demo_says_how_many_of_its_jobs_failed() -> None:
     result = run(None, "demo", "--size", "30", "--no-progress")
     assert result.returncode == 0
@@ -757,3 +959,53 @@ def test_a_full_disk_ends_with_one_line_and_the_output_code(args: list[str]) -> 
     assert "Traceback" not in result.stderr
     assert "Exception ignored" not in result.stderr
     assert "resume" not in result.stderr
+
+
+async def echo_401_json(request: web.Request) -> web.Response:
+    """A 401 whose message holds the Authorization header sent, as some gateways answer."""
+    message = f"bad header {request.headers.get('Authorization')}"
+    return web.json_response({"code": "UNAUTHORIZED", "message": message}, status=401)
+
+
+async def echo_502_html(request: web.Request) -> web.Response:
+    """A proxy's HTML error page holding the Authorization header, retried by the client."""
+    page = (
+        "<html><head><title>502 Bad Gateway</title></head><body><h1>Bad Gateway</h1>"
+        f"<pre>Authorization: {request.headers.get('Authorization')}</pre></body></html>"
+    )
+    return web.Response(status=502, text=page, content_type="text/html")
+
+
+@pytest.mark.parametrize(
+    ("handler", "code", "retries"),
+    [(echo_401_json, ExitCode.AUTHENTICATION, 0), (echo_502_html, ExitCode.API_ERROR, 2)],
+)
+@pytest.mark.parametrize("command", ["items", "status"])
+@pytest.mark.parametrize("kind", ["sitemap", "scrape"])
+async def test_the_key_a_server_echoes_never_shows(
+    handler: Any, code: ExitCode, retries: int, command: str, kind: str
+) -> None:
+    """With -v, neither the error nor a logged retry shows the key the server echoed."""
+    seen: list[str] = []
+
+    async def echo(request: web.Request) -> web.StreamResponse:
+        seen.append(request.headers.get("Authorization", ""))
+        return await handler(request)  # type: ignore[no-any-return]
+
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("BLAT_")}
+    async with loopback_app(echo) as base_url:
+        process = await asyncio.create_subprocess_exec(
+            *[sys.executable, "-m", "blat_async", command, "b-1", "--kind", kind, "-v"],
+            *["--base-url", base_url, "--api-key", SECRET, "--retries", "2"],
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=environment,
+        )
+        stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert seen == [f"Bearer {SECRET}"] * (retries + 1)
+    assert process.returncode == code, stderr
+    shown = (stdout + stderr).decode()
+    assert shown.count("blat-async: retry ") == retries, shown
+    assert shown.strip()
+    assert "Traceback" not in shown
+    assert SECRET not in shown
