@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from yarl import URL
 
 from blat_async import _protocol
+from blat_async._endpoints import SCRAPE, SITEMAP, Endpoint
 from blat_async._protocol import (
     PagePath,
     build_headers,
@@ -554,3 +555,19 @@ def test_a_collector_disabled_by_the_application_stays_disabled(
 
     assert collector_seen == [False]
     assert not gc.isenabled()
+
+
+@pytest.mark.parametrize("endpoint", [SITEMAP, SCRAPE], ids=["sitemap", "scrape"])
+@pytest.mark.parametrize("where", ["total", "processed"])
+def test_an_integer_past_64_bits_is_described_as_the_integer_it_is(
+    endpoint: Endpoint[Any], where: str
+) -> None:
+    # orjson reads an integer past 64 bits as a float: the problem reported
+    # is the one of the integer the body held.
+    body = b'{"%s": -9223372036854775809, "data": []}' % where.encode()
+    with pytest.raises(ResponseValidationError) as caught:
+        decode_page_response(200, {}, body, endpoint=endpoint)
+    message = str(caught.value)
+    assert "float" not in message
+    assert "expected a count >= 0" in message
+    assert f"{endpoint.name} schema at {where}" in message
