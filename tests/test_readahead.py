@@ -732,3 +732,33 @@ async def test_a_failure_lets_the_loop_run_before_the_next_request() -> None:
     assert any(len(seen) >= 2 for seen in failures.values())
     for seen in failures.values():
         assert all(a < b for a, b in itertools.pairwise(seen)), failures
+
+
+async def test_close_during_a_long_read_does_not_walk_the_batch(
+    server: FakeBlatServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The case that froze the loop: a retry's timer and the caller's close()
+    # fire in one turn of a loop that was busy, close() first.
+    batch = server.add_batch(size=100_000)
+    server.inject(Fault.latency(5.0), batch_id=batch.batch_id, from_=10, times=None)
+    server.inject(Fault.status(503, retry_after=1), batch_id=batch.batch_id, from_=20)
+    client = client_for(server, concurrency=2, retry=RetryPolicy(max_retries=3))
+    refused: list[int] = []
+    check_open = client._shared.check_open
+
+    def counting_check_open() -> None:
+        if client._shared.closing.is_set():
+            refused.append(1)
+        check_open()
+
+    monkeypatch.setattr(client._shared, "check_open", counting_check_open)
+    items = client.iter_batch_scrape_sitemap(batch.batch_id)
+    await anext(items)
+    loop = asyncio.get_running_loop()
+    loop.call_later(0.3, time.sleep, 1.0)  # the caller's loop is busy from 0.3 s to 1.3 s
+    await asyncio.sleep(0.9)  # due before the retry's timer (about 1.0 s), both run at 1.3 s
+    await client.close()
+    with pytest.raises(BlatError, match="closed"):
+        await drain(items)  # the rest of the first page, then the error
+    # One refused request (the retry that woke), not one for each page left.
+    assert len(refused) <= 2
