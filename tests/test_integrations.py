@@ -174,6 +174,71 @@ def test_scrapy_spider_ends_its_start_on_a_blat_error_and_exits_1() -> None:
     ]
 
 
+def test_scrapy_takes_a_batch_scrapes_pages_without_fetching_them(tmp_path: Path) -> None:
+    """Every successful page becomes an item, built from its content; no page is downloaded."""
+    require("scrapy")
+    output = tmp_path / "pages.jsonl"
+    with FakeSite().run_in_thread() as site, FakeBlatServer().run_in_thread() as server:
+        # The pages' links point at the site: nothing may fetch them.
+        batch = server.add_batch(
+            "scraped",
+            17,
+            kind="scrape",
+            page_size=4,
+            failed=[2, 11],
+            link_base=site.link_base,
+        )
+        arguments = ("scraped", "--kind", "scrape", "-o", str(output))
+        result = run_example("scrapy_spider.py", *arguments, env=keyed(server))
+
+    assert result.stdout.splitlines() == [
+        "batch scraped: 17 scrape jobs, 2 failed, 15 pages scraped by Blat",
+        "pages crawled: 0, items scraped: 15",
+        "spider closed: finished",
+    ]
+    assert not site.hits
+    assert [r.kind for r in server.requests] == ["scrape"] * 5
+    items = [json.loads(line) for line in output.read_text().splitlines()]
+    done = [index for index in range(17) if index not in batch.failed]
+    assert sorted(items, key=lambda item: item["job_id"]) == [
+        {
+            "url": batch.final_url_of(index),
+            "status": 200,
+            "title": f"Page {index:06d}",
+            "job_id": batch.job_id(index),
+        }
+        for index in done
+    ]
+
+
+def test_scrapy_recipe_takes_the_demo_batch_scrape_without_a_key() -> None:
+    require("scrapy")
+    result = run_example(
+        "scrapy_spider.py", "--kind", "scrape", "--size", "12", "--jobs-per-second", "40"
+    )
+
+    # round(12 * 0.1) = 1 failed job.
+    assert result.stdout.splitlines() == [
+        "batch scrapy-demo: 12 scrape jobs, 1 failed, 11 pages scraped by Blat",
+        "pages crawled: 0, items scraped: 11",
+        "spider closed: finished",
+    ]
+
+
+def test_scrapy_spider_refuses_an_unknown_kind() -> None:
+    require("scrapy")
+    sys.path.insert(0, str(EXAMPLES))
+    try:
+        from scrapy_spider import BatchLinksSpider, title_of
+    finally:
+        sys.path.remove(str(EXAMPLES))
+    with pytest.raises(ValueError, match="kind must be one of"):
+        BatchLinksSpider("b-1", kind="pages")
+    assert title_of("<html><head><title>Home</title></head></html>") == "Home"
+    assert title_of("Intro\n\n# First heading\n") == "First heading"
+    assert title_of("") is None
+
+
 # --- SQLite, exactly once ---------------------------------------------------------------
 
 # Seeds of the kill times, and of each batch's failed jobs.
