@@ -227,13 +227,14 @@ def test_scrapy_recipe_takes_the_demo_batch_scrape_without_a_key() -> None:
 
 def test_scrapy_spider_refuses_an_unknown_kind() -> None:
     require("scrapy")
-    sys.path.insert(0, str(EXAMPLES))
-    try:
-        from scrapy_spider import BatchLinksSpider, title_of
-    finally:
-        sys.path.remove(str(EXAMPLES))
+    spec = importlib.util.spec_from_file_location("scrapy_spider", EXAMPLES / "scrapy_spider.py")
+    assert spec is not None
+    assert spec.loader is not None
+    recipe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(recipe)
     with pytest.raises(ValueError, match="kind must be one of"):
-        BatchLinksSpider("b-1", kind="pages")
+        recipe.BatchLinksSpider("b-1", kind="pages")
+    title_of = recipe.title_of
     assert title_of("<html><head><title>Home</title></head></html>") == "Home"
     assert title_of("Intro\n\n# First heading\n") == "First heading"
     assert title_of("") is None
@@ -368,6 +369,118 @@ def test_sqlite_crawl_stops_on_a_blat_error_and_resumes_where_it_committed(
     assert f"committed up to offset {committed}: run again to resume" in failed.stderr
     assert resumed.stdout.splitlines()[0] == f"resuming batch fails from offset {committed}"
     assert_stored_exactly_once(db, batch)
+
+
+def assert_scraped_exactly_once(db: Path, batch: FakeBatch) -> None:
+    """The table holds every job of a batch scrape, with its page, once, and nothing else."""
+    with contextlib.closing(sqlite3.connect(db)) as connection:
+        rows = connection.execute(
+            "SELECT job_offset, job_id, url, final_url, status_code, success, error_code, content"
+            " FROM scraped WHERE batch_id = ? ORDER BY job_offset",
+            (batch.batch_id,),
+        ).fetchall()
+    expected = []
+    for index in range(batch.size):
+        job = batch.job(index)
+        failed = index in batch.failed
+        expected.append(
+            (
+                index,
+                batch.job_id(index),
+                batch.url_of(index),
+                None if failed else batch.final_url_of(index),
+                None if failed else 200,
+                int(not failed),
+                job.get("error_code"),
+                None if failed else batch.content_of(index),
+            )
+        )
+    assert rows == expected
+    assert checkpoint(db, batch.batch_id) == batch.size
+
+
+def test_sqlite_store_of_a_batch_scrape_killed_at_random_moments_keeps_each_page_once(
+    tmp_path: Path,
+) -> None:
+    mid_read_kills = 0
+    for seed in KILL_SEEDS[:2]:
+        rng = random.Random(seed)
+        db = tmp_path / f"scraped-{seed}.db"
+        with FakeBlatServer().run_in_thread() as server:
+            # 15 pages of 2 scraped pages, 0.2 s a request, 6 at a time: a read takes 0.9 s.
+            batch = server.add_batch(
+                "kill-me",
+                30,
+                kind="scrape",
+                page_size=2,
+                content_bytes=20_000,
+                failed=0.1,
+                seed=seed,
+                latency=0.2,
+            )
+            arguments = ("kill-me", "--db", str(db), "--kind", "scrape")
+            for _ in range(KILLS_PER_SEED):
+                with started("crawl_to_sqlite.py", *arguments, env=keyed(server)) as process:
+                    assert process.stdout is not None
+                    assert process.stdout.readline().startswith("resuming batch kill-me")
+                    time.sleep(rng.uniform(0.1, 0.8))
+                    process.kill()  # SIGKILL: no cleanup of any kind runs.
+                    process.wait()
+                offset = checkpoint(db, "kill-me")
+                if process.returncode == -signal.SIGKILL and offset and offset < batch.size:
+                    mid_read_kills += 1
+            resumed = run_example("crawl_to_sqlite.py", *arguments, env=keyed(server))
+            kinds = {r.kind for r in server.requests}
+
+        assert resumed.stdout.splitlines()[-1].endswith("each exactly once"), seed
+        assert_scraped_exactly_once(db, batch)
+        assert kinds == {"scrape"}
+    assert mid_read_kills >= 1
+
+
+def test_sqlite_recipe_stores_the_demo_batch_scrape_after_a_simulated_crash(
+    tmp_path: Path,
+) -> None:
+    db = str(tmp_path / "crawl.db")
+    arguments = ("--db", db, "--kind", "scrape", "--site-port", str(free_port()))
+    crashed = run_example("crawl_to_sqlite.py", *arguments, "--crash-after", "3", expect=70)
+    resumed = run_example("crawl_to_sqlite.py", *arguments)
+    again = run_example("crawl_to_sqlite.py", *arguments)
+
+    assert crashed.stdout.splitlines() == [
+        "resuming batch sqlite-scrape-demo from offset 0",
+        "simulated crash after committing 3 pages",
+    ]
+    # 45 jobs in pages of 5; round(45 * 0.1) = 4 failed.
+    assert resumed.stdout.splitlines() == [
+        "resuming batch sqlite-scrape-demo from offset 15",
+        "read 6 pages in this run",
+        "stored 45 scraped pages (4 failed), each exactly once",
+    ]
+    assert again.stdout.splitlines()[1:] == [
+        "read 0 pages in this run",
+        "stored 45 scraped pages (4 failed), each exactly once",
+    ]
+
+
+def test_sqlite_store_of_a_batch_scrape_stops_on_a_blat_error_and_resumes(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "crawl.db"
+    with FakeBlatServer().run_in_thread() as server:
+        batch = server.add_batch("fails", 30, kind="scrape", page_size=5, failed=[4, 21])
+        server.inject(Fault.status(403), batch_id="fails", from_=15, times=None)
+        arguments = ("fails", "--db", str(db), "--kind", "scrape")
+        failed = run_example("crawl_to_sqlite.py", *arguments, env=keyed(server), expect=1)
+        committed = checkpoint(db, "fails")
+        server.clear_faults()
+        resumed = run_example("crawl_to_sqlite.py", *arguments, env=keyed(server))
+
+    # The pages before the refused one are committed as they are read.
+    assert committed == 15
+    assert "reading batch fails failed: HTTP 403 " in failed.stderr
+    assert resumed.stdout.splitlines()[0] == "resuming batch fails from offset 15"
+    assert_scraped_exactly_once(db, batch)
 
 
 async def test_a_blat_error_leaves_a_task_group_as_an_exception_group() -> None:
