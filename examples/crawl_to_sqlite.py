@@ -14,11 +14,17 @@ Everything runs in an ``asyncio.TaskGroup``: when the read fails with a
 ``BlatError``, the group cancels the workers and raises an
 ``ExceptionGroup``, which ``except* BlatError`` catches.
 
+A batch scrape (``--kind scrape``) has already fetched its pages: there is
+nothing to crawl, and each page of the batch is stored as it is read, its
+scraped pages (``content``, ``final_url``, ``status_code``) with the
+checkpoint in one transaction, exactly once across crashes too.
+
 Run it against the embedded fake server and a local site (no key needed),
 with a simulated crash after 3 pages, then again to finish::
 
     python examples/crawl_to_sqlite.py --db /tmp/crawl.db --crash-after 3
     python examples/crawl_to_sqlite.py --db /tmp/crawl.db
+    python examples/crawl_to_sqlite.py --db /tmp/crawl.db --kind scrape
 
 or against a real batch, with ``BLAT_API_KEY`` set::
 
@@ -40,6 +46,7 @@ from typing import Final
 import aiohttp
 import attrs
 from blat_async import (
+    BatchScrapeData,
     BatchScrapeSitemapData,
     BlatClient,
     BlatError,
@@ -73,6 +80,18 @@ CREATE TABLE IF NOT EXISTS pages (
     bytes INTEGER,
     error TEXT,
     PRIMARY KEY (batch_id, job_offset, position)
+);
+CREATE TABLE IF NOT EXISTS scraped (  -- a batch scrape's jobs
+    batch_id TEXT NOT NULL,
+    job_offset INTEGER NOT NULL,
+    job_id TEXT,
+    url TEXT,
+    final_url TEXT,                   -- after redirects
+    status_code INTEGER,              -- what the site answered Blat
+    success INTEGER NOT NULL,
+    error_code TEXT,
+    content TEXT,                     -- NULL when the job failed
+    PRIMARY KEY (batch_id, job_offset)
 );
 """
 
@@ -184,21 +203,86 @@ def store(db: sqlite3.Connection, batch_id: str, page: PageOfWork) -> None:
                 )
             )
     with db:  # COMMIT on success; ROLLBACK, all of it, on any error.
-        moved = db.execute(
-            "UPDATE checkpoint SET next_offset = ?"
-            " WHERE batch_id = ? AND next_offset = ?",
-            (page.end, batch_id, page.start),
-        )
-        if moved.rowcount != 1:
-            # The page does not follow the checkpoint: another run writes this
-            # batch.
-            raise RuntimeError(
-                f"checkpoint of {batch_id} is not at {page.start}"
-            )
+        move_checkpoint(db, batch_id, page.start, page.end)
         # Plain INSERT, not INSERT OR IGNORE: a job stored twice would be a bug,
         # and the primary key makes it fail loudly instead of hiding it.
         db.executemany("INSERT INTO jobs VALUES (?, ?, ?, ?, ?, ?)", jobs)
         db.executemany("INSERT INTO pages VALUES (?, ?, ?, ?, ?, ?, ?)", pages)
+
+
+def move_checkpoint(
+    db: sqlite3.Connection, batch_id: str, start: int, end: int
+) -> None:
+    """In the caller's transaction, move the checkpoint from start to end."""
+    moved = db.execute(
+        "UPDATE checkpoint SET next_offset = ?"
+        " WHERE batch_id = ? AND next_offset = ?",
+        (end, batch_id, start),
+    )
+    if moved.rowcount != 1:
+        # The page does not follow the checkpoint: another run writes this
+        # batch.
+        raise RuntimeError(f"checkpoint of {batch_id} is not at {start}")
+
+
+def store_scraped(
+    db: sqlite3.Connection,
+    batch_id: str,
+    start: int,
+    end: int,
+    jobs: Sequence[BatchScrapeData],
+) -> None:
+    """In one transaction, write a batch scrape's page and its checkpoint."""
+    rows = []
+    for offset, job in enumerate(jobs, start):
+        meta = job.metadata
+        rows.append(
+            (
+                batch_id,
+                offset,
+                meta.job_id if meta else None,
+                meta.url if meta else None,
+                meta.final_url if meta else None,
+                meta.status_code if meta else None,
+                bool(job.success),
+                job.error_code,
+                job.content,
+            )
+        )
+    with db:
+        move_checkpoint(db, batch_id, start, end)
+        db.executemany(
+            "INSERT INTO scraped VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
+        )
+
+
+async def save_scraped(
+    client: BlatClient,
+    batch_id: str,
+    db: sqlite3.Connection,
+    start: int,
+    args: argparse.Namespace,
+) -> int:
+    """Store a batch scrape from ``start``, a page per transaction.
+
+    Return the pages read.
+    """
+    progress = ReadProgress()
+    offset = start
+    read_pages = client.iter_batch_scrape_pages(
+        batch_id, start, follow=args.follow, progress=progress
+    )
+    async with contextlib.aclosing(read_pages):
+        async for page in read_pages:
+            store_scraped(db, batch_id, offset, progress.offset, page.data)
+            offset = progress.offset
+            if progress.pages == args.crash_after:
+                print(
+                    f"simulated crash after committing {progress.pages} pages",
+                    flush=True,
+                )
+                os._exit(CRASHED)
+    return progress.pages
 
 
 async def read(
@@ -304,8 +388,9 @@ async def open_batch(
         FakeBlatServer() as server,
     ):
         batch = server.add_batch(
-            "sqlite-demo",
+            "sqlite-demo" if args.kind == "sitemap" else "sqlite-scrape-demo",
             45,
+            kind=args.kind,
             page_size=5,
             failed=0.1,
             seed=1,
@@ -334,6 +419,25 @@ def report(db: sqlite3.Connection, batch_id: str) -> bool:
     once = jobs == distinct == offset and (top is None or top == offset - 1)
     print(
         f"stored {jobs} jobs and {pages} pages, "
+        f"{'each exactly once' if once else 'NOT once'}"
+    )
+    return bool(once)
+
+
+def report_scraped(db: sqlite3.Connection, batch_id: str) -> bool:
+    """Print what the table holds for a batch scrape.
+
+    Return whether each job is there exactly once.
+    """
+    offset = checkpoint(db, batch_id)
+    jobs, distinct, top, failed = db.execute(
+        "SELECT COUNT(*), COUNT(DISTINCT job_id), MAX(job_offset),"
+        " COUNT(*) - SUM(success) FROM scraped WHERE batch_id = ?",
+        (batch_id,),
+    ).fetchone()
+    once = jobs == distinct == offset and (top is None or top == offset - 1)
+    print(
+        f"stored {jobs} scraped pages ({failed or 0} failed), "
         f"{'each exactly once' if once else 'NOT once'}"
     )
     return bool(once)
@@ -388,7 +492,12 @@ async def run(args: argparse.Namespace) -> int:
             print(f"resuming batch {batch_id} from offset {start}", flush=True)
             pages_read: int | None = None
             try:
-                pages_read = await crawl(client, batch_id, db, start, args)
+                if args.kind == "scrape":
+                    pages_read = await save_scraped(
+                        client, batch_id, db, start, args
+                    )
+                else:
+                    pages_read = await crawl(client, batch_id, db, start, args)
             except* BlatError as group:
                 # The read failed: the TaskGroup cancelled the workers and the
                 # committer, and raised an ExceptionGroup holding the BlatError.
@@ -406,6 +515,8 @@ async def run(args: argparse.Namespace) -> int:
                 )
                 return 1
             print(f"read {pages_read} pages in this run")
+            if args.kind == "scrape":
+                return 0 if report_scraped(db, batch_id) else 1
             return 0 if report(db, batch_id) else 1
 
 
@@ -418,6 +529,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--db", type=Path, required=True, help="the SQLite database file"
+    )
+    parser.add_argument(
+        "--kind",
+        choices=("sitemap", "scrape"),
+        default="sitemap",
+        help="crawl a batch sitemap's links, or store a batch scrape's pages",
     )
     parser.add_argument(
         "--workers", type=int, default=8, help="links fetched at once"

@@ -8,10 +8,16 @@ and ``start()`` ends once every sitemap job is read. Scrapy's scheduler,
 downloader and duplicate filter take it from there: a link that several
 sitemaps list is fetched once.
 
+Given a batch scrape instead (``kind="scrape"``, ``--kind scrape``), Blat has
+already downloaded the pages: ``start()`` reads them with
+``iter_batch_scrape`` and yields an item per page, built from its
+``content``, without fetching it again.
+
 Install Scrapy with ``pip install 'blat-async[scrapy]'``. Run it against the
 embedded fake server and a local site to crawl (no key needed)::
 
     python examples/scrapy_spider.py --size 30 --jobs-per-second 10
+    python examples/scrapy_spider.py --kind scrape --size 30
 
 or against a real batch, with ``BLAT_API_KEY`` set, writing one line per page::
 
@@ -23,11 +29,17 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Sequence
 from typing import Any, Final
 
 import scrapy
-from blat_async import BlatClient, BlatError, ReadProgress
+from blat_async import (
+    BatchScrapeData,
+    BatchScrapeMetadata,
+    BlatClient,
+    BlatError,
+    ReadProgress,
+)
 from scrapy import signals
 from scrapy.crawler import CrawlerProcess
 from scrapy.http import Response
@@ -40,8 +52,28 @@ ASYNCIO_REACTOR: Final = (
 )
 
 
+KINDS: Final = ("sitemap", "scrape")
+"""What the spider reads: a batch sitemap's links, or a batch scrape's pages."""
+
+
+def title_of(content: str) -> str | None:
+    """A page's title: its HTML ``<title>``, or its first Markdown heading."""
+    if content.lstrip().startswith("<"):
+        html = scrapy.Selector(text=content)
+        title: str | None = html.css("title::text").get()
+        return title
+    for line in content.splitlines():
+        if line.startswith("# "):
+            return line.removeprefix("# ").strip()
+    return None
+
+
 class BatchLinksSpider(scrapy.Spider):
-    """Crawls the links of one Blat batch; your parsing goes in ``parse``."""
+    """Crawls the links of one Blat batch; your parsing goes in ``parse``.
+
+    With ``kind="scrape"``, it reads a batch scrape's pages instead, and
+    ``parse_scraped`` makes their items.
+    """
 
     name = "blat_batch_links"
 
@@ -49,6 +81,7 @@ class BatchLinksSpider(scrapy.Spider):
         self,
         batch_id: str,
         *,
+        kind: str = "sitemap",
         follow: bool | str = True,
         poll_interval: float | str = 2.0,
         api_key: str | None = None,
@@ -56,7 +89,10 @@ class BatchLinksSpider(scrapy.Spider):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
         self.batch_id = batch_id
+        self.kind = kind
         # `scrapy crawl -a follow=false -a poll_interval=5` passes strings.
         self.follow = (
             follow
@@ -69,8 +105,8 @@ class BatchLinksSpider(scrapy.Spider):
         self.api_key = api_key
         self.base_url = base_url
 
-    async def start(self) -> AsyncIterator[scrapy.Request]:
-        """Yield a request for every link of the batch, as its jobs come in."""
+    async def start(self) -> AsyncIterator[scrapy.Request | dict[str, Any]]:
+        """Yield the batch's requests (or items), as its jobs come in."""
         stats = self.crawler.stats
         assert stats is not None
         progress = ReadProgress()
@@ -78,27 +114,14 @@ class BatchLinksSpider(scrapy.Spider):
             async with BlatClient(
                 self.api_key, base_url=self.base_url
             ) as client:
-                items = client.iter_batch_scrape_sitemap(
-                    self.batch_id,
-                    follow=self.follow,
-                    poll_interval=self.poll_interval,
-                    progress=progress,
-                )
-                async with contextlib.aclosing(items):
-                    async for item in items:
-                        stats.inc_value("blat/sitemap_jobs")
-                        if not item.success:
-                            stats.inc_value("blat/sitemap_jobs_failed")
-                            continue
-                        sitemap = item.metadata.url if item.metadata else None
-                        for link in item.links:
-                            await self.wait_while_busy()
-                            stats.inc_value("blat/links")
-                            yield scrapy.Request(
-                                link,
-                                callback=self.parse,
-                                cb_kwargs={"sitemap": sitemap},
-                            )
+                found: AsyncGenerator[scrapy.Request | dict[str, Any], None]
+                if self.kind == "scrape":
+                    found = self.scraped_pages(client, progress)
+                else:
+                    found = self.sitemap_links(client, progress)
+                async with contextlib.aclosing(found):
+                    async for request_or_item in found:
+                        yield request_or_item
         except BlatError as error:
             # Raised out of start(), the error would be logged with a traceback,
             # and the crawl would end as "finished" all the same (raising
@@ -116,6 +139,59 @@ class BatchLinksSpider(scrapy.Spider):
             progress.offset,
             progress.status,
         )
+
+    async def sitemap_links(
+        self, client: BlatClient, progress: ReadProgress
+    ) -> AsyncGenerator[scrapy.Request, None]:
+        """A request for every link of a batch sitemap."""
+        stats = self.crawler.stats
+        assert stats is not None
+        items = client.iter_batch_scrape_sitemap(
+            self.batch_id,
+            follow=self.follow,
+            poll_interval=self.poll_interval,
+            progress=progress,
+        )
+        async with contextlib.aclosing(items):
+            async for item in items:
+                stats.inc_value("blat/sitemap_jobs")
+                if not item.success:
+                    stats.inc_value("blat/sitemap_jobs_failed")
+                    continue
+                sitemap = item.metadata.url if item.metadata else None
+                for link in item.links:
+                    await self.wait_while_busy()
+                    stats.inc_value("blat/links")
+                    yield scrapy.Request(
+                        link,
+                        callback=self.parse,
+                        cb_kwargs={"sitemap": sitemap},
+                    )
+
+    async def scraped_pages(
+        self, client: BlatClient, progress: ReadProgress
+    ) -> AsyncGenerator[dict[str, Any], None]:
+        """An item for every page of a batch scrape, from its content.
+
+        Nothing is downloaded: Scrapy sends an item that ``start()`` yields
+        straight to the item pipelines and feed exports.
+        """
+        stats = self.crawler.stats
+        assert stats is not None
+        items = client.iter_batch_scrape(
+            self.batch_id,
+            follow=self.follow,
+            poll_interval=self.poll_interval,
+            progress=progress,
+        )
+        async with contextlib.aclosing(items):
+            async for item in items:
+                stats.inc_value("blat/scrape_jobs")
+                if not item.success:
+                    stats.inc_value("blat/scrape_jobs_failed")
+                    continue
+                stats.inc_value("blat/scraped_pages")
+                yield self.parse_scraped(item)
 
     async def wait_while_busy(self) -> None:
         """While Scrapy needs to back out, wait until its scheduler is empty.
@@ -138,6 +214,16 @@ class BatchLinksSpider(scrapy.Spider):
             "status": response.status,
             "title": response.css("title::text").get(),
             "sitemap": kwargs.get("sitemap"),
+        }
+
+    def parse_scraped(self, item: BatchScrapeData) -> dict[str, Any]:
+        """One item per page the batch scraped; replace with your own."""
+        metadata = item.metadata or BatchScrapeMetadata()
+        return {
+            "url": metadata.final_url or metadata.url,
+            "status": metadata.status_code,
+            "title": title_of(item.content or ""),
+            "job_id": metadata.job_id,
         }
 
 
@@ -167,7 +253,11 @@ def spider_args(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
 
     The real API with ``BLAT_API_KEY``, else fake servers.
     """
-    common = {"follow": args.follow, "poll_interval": args.poll_interval}
+    common = {
+        "kind": args.kind,
+        "follow": args.follow,
+        "poll_interval": args.poll_interval,
+    }
     if os.environ.get("BLAT_API_KEY"):
         if args.batch_id is None:
             raise SystemExit("BLAT_API_KEY is set: give the BATCH_ID to read")
@@ -185,6 +275,7 @@ def spider_args(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
         batch = server.add_batch(
             "scrapy-demo",
             args.size,
+            kind=args.kind,
             failed=0.1,
             links_per_job=3,
             link_base=site.link_base,
@@ -204,6 +295,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "batch_id", nargs="?", help="the batch to read (needs BLAT_API_KEY)"
+    )
+    parser.add_argument(
+        "--kind",
+        choices=KINDS,
+        default="sitemap",
+        help="crawl a batch sitemap's links, or take a batch scrape's pages",
     )
     parser.add_argument(
         "-o", "--output", help="write one JSON line per page to this file"
@@ -237,11 +334,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     with spider_args(args) as arguments:
         stats = crawl(arguments, args.output, args.concurrency)
     reason = stats.get("finish_reason")
+    if args.kind == "scrape":
+        found = f"{stats.get('blat/scraped_pages', 0)} pages scraped by Blat"
+    else:
+        found = f"{stats.get('blat/links', 0)} links"
     print(
         f"batch {arguments['batch_id']}: "
-        f"{stats.get('blat/sitemap_jobs', 0)} sitemap jobs, "
-        f"{stats.get('blat/sitemap_jobs_failed', 0)} failed, "
-        f"{stats.get('blat/links', 0)} links"
+        f"{stats.get(f'blat/{args.kind}_jobs', 0)} {args.kind} jobs, "
+        f"{stats.get(f'blat/{args.kind}_jobs_failed', 0)} failed, {found}"
     )
     pages = stats.get("response_received_count", 0) - stats.get(
         "robotstxt/response_count", 0

@@ -29,6 +29,9 @@ __all__ = [
 BATCH_ID: Final = "b-123"
 """The batch the documentation reads, as the fake server holds it."""
 
+SCRAPE_BATCH_ID: Final = "b-456"
+"""The batch scrape the documentation reads, as the fake server holds it."""
+
 log = logging.getLogger("docs")
 
 
@@ -54,8 +57,9 @@ def save_checkpoint(offset: int) -> None:
 
 
 def add_batches(server: FakeBlatServer) -> None:
-    """Add the batches that the documentation reads."""
+    """Add the batches that the documentation reads: a batch sitemap and a batch scrape."""
     server.add_batch(BATCH_ID, size=120, failed=0.1)
+    server.add_batch(SCRAPE_BATCH_ID, size=40, kind="scrape", failed=0.1)
 
 
 async def run_fragment(

@@ -174,6 +174,72 @@ def test_scrapy_spider_ends_its_start_on_a_blat_error_and_exits_1() -> None:
     ]
 
 
+def test_scrapy_takes_a_batch_scrapes_pages_without_fetching_them(tmp_path: Path) -> None:
+    """Every successful page becomes an item, built from its content; no page is downloaded."""
+    require("scrapy")
+    output = tmp_path / "pages.jsonl"
+    with FakeSite().run_in_thread() as site, FakeBlatServer().run_in_thread() as server:
+        # The pages' links point at the site: nothing may fetch them.
+        batch = server.add_batch(
+            "scraped",
+            17,
+            kind="scrape",
+            page_size=4,
+            failed=[2, 11],
+            link_base=site.link_base,
+        )
+        arguments = ("scraped", "--kind", "scrape", "-o", str(output))
+        result = run_example("scrapy_spider.py", *arguments, env=keyed(server))
+
+    assert result.stdout.splitlines() == [
+        "batch scraped: 17 scrape jobs, 2 failed, 15 pages scraped by Blat",
+        "pages crawled: 0, items scraped: 15",
+        "spider closed: finished",
+    ]
+    assert not site.hits
+    assert [r.kind for r in server.requests] == ["scrape"] * 5
+    items = [json.loads(line) for line in output.read_text().splitlines()]
+    done = [index for index in range(17) if index not in batch.failed]
+    assert sorted(items, key=lambda item: item["job_id"]) == [
+        {
+            "url": batch.final_url_of(index),
+            "status": 200,
+            "title": f"Page {index:06d}",
+            "job_id": batch.job_id(index),
+        }
+        for index in done
+    ]
+
+
+def test_scrapy_recipe_takes_the_demo_batch_scrape_without_a_key() -> None:
+    require("scrapy")
+    result = run_example(
+        "scrapy_spider.py", "--kind", "scrape", "--size", "12", "--jobs-per-second", "40"
+    )
+
+    # round(12 * 0.1) = 1 failed job.
+    assert result.stdout.splitlines() == [
+        "batch scrapy-demo: 12 scrape jobs, 1 failed, 11 pages scraped by Blat",
+        "pages crawled: 0, items scraped: 11",
+        "spider closed: finished",
+    ]
+
+
+def test_scrapy_spider_refuses_an_unknown_kind() -> None:
+    require("scrapy")
+    spec = importlib.util.spec_from_file_location("scrapy_spider", EXAMPLES / "scrapy_spider.py")
+    assert spec is not None
+    assert spec.loader is not None
+    recipe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(recipe)
+    with pytest.raises(ValueError, match="kind must be one of"):
+        recipe.BatchLinksSpider("b-1", kind="pages")
+    title_of = recipe.title_of
+    assert title_of("<html><head><title>Home</title></head></html>") == "Home"
+    assert title_of("Intro\n\n# First heading\n") == "First heading"
+    assert title_of("") is None
+
+
 # --- SQLite, exactly once ---------------------------------------------------------------
 
 # Seeds of the kill times, and of each batch's failed jobs.
@@ -305,6 +371,118 @@ def test_sqlite_crawl_stops_on_a_blat_error_and_resumes_where_it_committed(
     assert_stored_exactly_once(db, batch)
 
 
+def assert_scraped_exactly_once(db: Path, batch: FakeBatch) -> None:
+    """The table holds every job of a batch scrape, with its page, once, and nothing else."""
+    with contextlib.closing(sqlite3.connect(db)) as connection:
+        rows = connection.execute(
+            "SELECT job_offset, job_id, url, final_url, status_code, success, error_code, content"
+            " FROM scraped WHERE batch_id = ? ORDER BY job_offset",
+            (batch.batch_id,),
+        ).fetchall()
+    expected = []
+    for index in range(batch.size):
+        job = batch.job(index)
+        failed = index in batch.failed
+        expected.append(
+            (
+                index,
+                batch.job_id(index),
+                batch.url_of(index),
+                None if failed else batch.final_url_of(index),
+                None if failed else 200,
+                int(not failed),
+                job.get("error_code"),
+                None if failed else batch.content_of(index),
+            )
+        )
+    assert rows == expected
+    assert checkpoint(db, batch.batch_id) == batch.size
+
+
+def test_sqlite_store_of_a_batch_scrape_killed_at_random_moments_keeps_each_page_once(
+    tmp_path: Path,
+) -> None:
+    mid_read_kills = 0
+    for seed in KILL_SEEDS[:2]:
+        rng = random.Random(seed)
+        db = tmp_path / f"scraped-{seed}.db"
+        with FakeBlatServer().run_in_thread() as server:
+            # 15 pages of 2 scraped pages, 0.2 s a request, 6 at a time: a read takes 0.9 s.
+            batch = server.add_batch(
+                "kill-me",
+                30,
+                kind="scrape",
+                page_size=2,
+                content_bytes=20_000,
+                failed=0.1,
+                seed=seed,
+                latency=0.2,
+            )
+            arguments = ("kill-me", "--db", str(db), "--kind", "scrape")
+            for _ in range(KILLS_PER_SEED):
+                with started("crawl_to_sqlite.py", *arguments, env=keyed(server)) as process:
+                    assert process.stdout is not None
+                    assert process.stdout.readline().startswith("resuming batch kill-me")
+                    time.sleep(rng.uniform(0.1, 0.8))
+                    process.kill()  # SIGKILL: no cleanup of any kind runs.
+                    process.wait()
+                offset = checkpoint(db, "kill-me")
+                if process.returncode == -signal.SIGKILL and offset and offset < batch.size:
+                    mid_read_kills += 1
+            resumed = run_example("crawl_to_sqlite.py", *arguments, env=keyed(server))
+            kinds = {r.kind for r in server.requests}
+
+        assert resumed.stdout.splitlines()[-1].endswith("each exactly once"), seed
+        assert_scraped_exactly_once(db, batch)
+        assert kinds == {"scrape"}
+    assert mid_read_kills >= 1
+
+
+def test_sqlite_recipe_stores_the_demo_batch_scrape_after_a_simulated_crash(
+    tmp_path: Path,
+) -> None:
+    db = str(tmp_path / "crawl.db")
+    arguments = ("--db", db, "--kind", "scrape", "--site-port", str(free_port()))
+    crashed = run_example("crawl_to_sqlite.py", *arguments, "--crash-after", "3", expect=70)
+    resumed = run_example("crawl_to_sqlite.py", *arguments)
+    again = run_example("crawl_to_sqlite.py", *arguments)
+
+    assert crashed.stdout.splitlines() == [
+        "resuming batch sqlite-scrape-demo from offset 0",
+        "simulated crash after committing 3 pages",
+    ]
+    # 45 jobs in pages of 5; round(45 * 0.1) = 4 failed.
+    assert resumed.stdout.splitlines() == [
+        "resuming batch sqlite-scrape-demo from offset 15",
+        "read 6 pages in this run",
+        "stored 45 scraped pages (4 failed), each exactly once",
+    ]
+    assert again.stdout.splitlines()[1:] == [
+        "read 0 pages in this run",
+        "stored 45 scraped pages (4 failed), each exactly once",
+    ]
+
+
+def test_sqlite_store_of_a_batch_scrape_stops_on_a_blat_error_and_resumes(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "crawl.db"
+    with FakeBlatServer().run_in_thread() as server:
+        batch = server.add_batch("fails", 30, kind="scrape", page_size=5, failed=[4, 21])
+        server.inject(Fault.status(403), batch_id="fails", from_=15, times=None)
+        arguments = ("fails", "--db", str(db), "--kind", "scrape")
+        failed = run_example("crawl_to_sqlite.py", *arguments, env=keyed(server), expect=1)
+        committed = checkpoint(db, "fails")
+        server.clear_faults()
+        resumed = run_example("crawl_to_sqlite.py", *arguments, env=keyed(server))
+
+    # The pages before the refused one are committed as they are read.
+    assert committed == 15
+    assert "reading batch fails failed: HTTP 403 " in failed.stderr
+    assert resumed.stdout.splitlines()[0] == "resuming batch fails from offset 15"
+    assert_scraped_exactly_once(db, batch)
+
+
 async def test_a_blat_error_leaves_a_task_group_as_an_exception_group() -> None:
     async def read_all(client: BlatClient, batch_id: str) -> int:
         return len([item async for item in client.iter_batch_scrape_sitemap(batch_id)])
@@ -402,6 +580,9 @@ def test_dask_reports_a_blat_error_raised_in_a_worker(tmp_path: Path) -> None:
         arguments = ("refused-late", "--out", str(tmp_path), "--slice-jobs", "10")
         result = run_example("dask_batches.py", *arguments, env=keyed(server), expect=1)
 
-    last = result.stderr.splitlines()[-1]
-    assert last.startswith("reading failed: HTTP 403 FORBIDDEN: ")
-    assert last.endswith("refused-late?from=20)")
+    # Dask's workers may still log their cancelled tasks after the program's
+    # own last line, on the same stderr.
+    reported = [line for line in result.stderr.splitlines() if line.startswith("reading failed: ")]
+    assert len(reported) == 1, result.stderr
+    assert reported[0].startswith("reading failed: HTTP 403 FORBIDDEN: ")
+    assert reported[0].endswith("refused-late?from=20)")

@@ -199,3 +199,54 @@ def test_jq_one_liner_of_the_docs_converts_items_to_csv(tmp_path: Path) -> None:
     assert [row[0] for row in rows] == batch.job_ids
     assert rows[5][2:5] == ["false", "SITEMAP_INVALID", "sitemap is not valid XML"]
     assert rows[0][2:] == ["true", "", "", "3"]
+
+
+def test_pages_to_disk_writes_every_item_once_across_a_crash(tmp_path: Path) -> None:
+    out = tmp_path / "pages"
+    crashed = run_recipe(
+        "pages_to_disk.py", "--out", str(out), "--size", "40", "--crash-after", "13", expect=70
+    )
+    assert "simulated crash after 13 items" in crashed.stdout
+    # The 13th item's file is written, its checkpoint never committed.
+    assert json.loads((out / "checkpoint.json").read_text()) == {"offset": 12}
+    assert len(list(out.glob("pages-demo-job-*"))) == 13
+
+    resumed = run_recipe("pages_to_disk.py", "--out", str(out), "--size", "40")
+    assert "resuming from offset 12" in resumed.stdout
+    # round(40 * 0.1) = 4 failed jobs, none of them among the first 12.
+    assert "wrote 26 pages and 2 failures in this run, ended at offset 40" in resumed.stdout
+    assert f"40 files in {out}" in resumed.stdout
+    names = sorted(path.name for path in out.iterdir())
+    assert len([name for name in names if name.endswith(".failed.json")]) == 4
+    stems = {name.removesuffix(".failed.json").removesuffix(".md") for name in names}
+    assert stems == {f"pages-demo-job-{i:06d}" for i in range(40)} | {"checkpoint.json"}
+    assert (out / "pages-demo-job-000000.md").read_text().startswith("# Page 000000\n")
+
+    again = run_recipe("pages_to_disk.py", "--out", str(out), "--size", "40")
+    assert "wrote 0 pages and 0 failures in this run, ended at offset 40" in again.stdout
+
+
+def test_pages_to_disk_writes_each_pages_content_under_a_safe_name(tmp_path: Path) -> None:
+    """A batch's own pages, byte for byte; a job id with ``/`` and ``..`` stays in the folder."""
+    out = tmp_path / "pages"
+    with FakeBlatServer().run_in_thread() as server:
+        batch = server.add_batch(
+            "../up", 23, kind="scrape", content_bytes=30_000, failed=[7], page_size=4
+        )
+        result = run_recipe(
+            "pages_to_disk.py",
+            batch.batch_id,
+            "--out",
+            str(out),
+            env=environment(BLAT_API_KEY=server.api_key, BLAT_BASE_URL=server.base_url),
+        )
+    assert "wrote 22 pages and 1 failures in this run, ended at offset 23" in result.stdout
+    assert sorted(tmp_path.iterdir()) == [out]
+    for index in range(23):
+        stem = "%2E.%2Fup-job-" + f"{index:06d}"
+        if index == 7:
+            failure = json.loads((out / f"{stem}.failed.json").read_text())
+            assert failure["url"] == batch.url_of(7)
+            assert failure["error_code"] == batch.job(7)["error_code"]
+        else:
+            assert (out / f"{stem}.md").read_text() == batch.content_of(index)
