@@ -116,7 +116,7 @@ class _Read:
 
 
 class BlatClient:
-    """An asyncio client for Blat's batch sitemap scrape results.
+    """An asyncio client for Blat's batch results: batch sitemap and batch scrape.
 
     Use it as an async context manager, or call `close` when done:
 
