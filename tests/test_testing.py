@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import subprocess
 import sys
@@ -19,13 +20,16 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
+import attrs
 import pytest
 from multidict import CIMultiDictProxy
 from yarl import URL
 
 from blat_async.testing import (
     DEFAULT_API_KEY,
+    DEFAULT_CONTENT_BYTES,
     DEFAULT_LINK_BASE,
+    BatchKind,
     DropConnection,
     FakeBatch,
     FakeBlatServer,
@@ -78,6 +82,13 @@ async def server() -> AsyncIterator[FakeBlatServer]:
 async def session(server: FakeBlatServer) -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession() as session:
         yield session
+
+
+@pytest.fixture(params=["sitemap", "scrape"])
+def kind(request: pytest.FixtureRequest) -> BatchKind:
+    """Each kind of batch, for tests of what both endpoints do alike."""
+    param: BatchKind = request.param
+    return param
 
 
 async def fetch(
@@ -267,11 +278,38 @@ def test_a_batch_id_is_added_once() -> None:
         ({"jobs_per_second": 0}, ValueError),
         ({"fault_rate": 2}, ValueError),
         ({"faults": ["500"]}, TypeError),
+        ({"kind": "scrap"}, ValueError),
+        ({"content_bytes": 10}, ValueError),
+        ({"kind": "scrape", "content_bytes": -1}, ValueError),
+        ({"faild": [3]}, TypeError),
     ],
 )
 def test_add_batch_refuses_bad_arguments(arguments: dict[str, Any], error: type[Exception]) -> None:
     with pytest.raises(error):
         FakeBlatServer().add_batch(**{"size": 25, **arguments})
+
+
+def test_add_batch_takes_the_settings_of_a_fake_batch() -> None:
+    """Each argument of add_batch but preencode is a FakeBatch setting of that name and default.
+
+    Only ``batch_id``'s default differs: add_batch makes one up.
+    """
+    parameters = inspect.signature(FakeBlatServer.add_batch).parameters
+    settings = {
+        field.alias: field.default
+        for field in attrs.fields(FakeBatch)
+        if field.init and field.alias != "clock"
+    }
+
+    arguments = {
+        name: parameter.default
+        for name, parameter in parameters.items()
+        if name not in {"self", "preencode"}
+    }
+
+    assert arguments.pop("batch_id") is None
+    assert settings.pop("batch_id") is attrs.NOTHING
+    assert arguments == settings
 
 
 def test_a_batch_refuses_bad_indices() -> None:
@@ -292,13 +330,166 @@ def test_a_server_needs_an_api_key() -> None:
         FakeBlatServer(api_key="")
 
 
+# --- Scrape batches, at GET /batch/scrape/{batch_id} ------------------------------------
+
+
+async def test_a_scrape_page_has_the_fields_of_its_contract(
+    server: FakeBlatServer, session: aiohttp.ClientSession
+) -> None:
+    batch = server.add_batch("s-1", size=25, kind="scrape", links_per_job=2, content_bytes=40)
+
+    answer = await fetch(session, f"{server.base_url}batch/scrape/s-1?from=0")
+    page = answer.json()
+
+    assert answer.status == 200
+    assert (page["status"], page["total"], page["processed"]) == ("completed", 25, 25)
+    assert datetime.fromisoformat(page["expires_at"]).tzinfo is not None
+    assert len(page["data"]) == 10
+    assert batch.content_of(1) == "# Page 000001\n\nor sit amet, consectetur "
+    assert page["data"][1] == {
+        "metadata": {
+            "batch_id": "s-1",
+            "job_id": "s-1-job-000001",
+            "url": "https://example.com/articles/000001",
+            "final_url": "https://example.com/articles/000001",
+            "status_code": 200,
+        },
+        "success": True,
+        "content": batch.content_of(1),
+        "extracted_links": [
+            "https://example.com/pages/000001/0",
+            "https://example.com/pages/000001/1",
+        ],
+    }
+    assert page["data"] == batch.jobs[:10]
+
+
+async def test_scrape_pages_follow_the_offset_until_the_end(
+    server: FakeBlatServer, session: aiohttp.ClientSession
+) -> None:
+    batch = server.add_batch(size=25, kind="scrape", failed=[4])
+    pages = [await fetch_page(session, server, batch, offset) for offset in (0, 10, 20, 25)]
+
+    assert [len(page["data"]) for page in pages] == [10, 10, 5, 0]
+    assert [item for page in pages for item in page["data"]] == batch.jobs
+    assert {page["processed"] for page in pages} == {24}
+
+
+@pytest.mark.parametrize(("kind", "other"), [("sitemap", "scrape"), ("scrape", "sitemap")])
+async def test_a_batch_is_served_only_at_its_kinds_path(
+    server: FakeBlatServer, session: aiohttp.ClientSession, kind: BatchKind, other: BatchKind
+) -> None:
+    server.add_batch("b", kind=kind)
+
+    served = await fetch(session, server.batch_url("b", 0, kind=kind))
+    elsewhere = await fetch(session, server.batch_url("b", 0, kind=other))
+
+    assert served.status == 200
+    assert (elsewhere.status, elsewhere.content_type) == (404, "application/json")
+    assert elsewhere.json()["details"] == {"batch_id": "b"}
+
+
+async def test_a_batch_of_the_other_kind_gets_no_faults_and_no_latency(
+    server: FakeBlatServer, session: aiohttp.ClientSession
+) -> None:
+    server.add_batch("b", kind="scrape", latency=5, faults=[Fault.status(500)])
+
+    answer = await fetch(session, server.batch_url("b", kind="sitemap"))
+
+    assert answer.status == 404
+    assert server.requests[0].duration < 5
+
+
+async def test_content_has_the_chosen_size_and_names_its_job() -> None:
+    batch = FakeBlatServer().add_batch(size=3, kind="scrape", content_bytes=100_000)
+
+    contents = [batch.content_of(index) for index in range(3)]
+
+    assert [len(content.encode()) for content in contents] == [100_000] * 3
+    assert [content.split("\n")[0] for content in contents] == [
+        "# Page 000000",
+        "# Page 000001",
+        "# Page 000002",
+    ]
+    assert batch.job(2)["content"] == contents[2]
+
+
+@pytest.mark.parametrize("content_bytes", [0, 1, 14, 15, 16])
+def test_content_is_cut_to_size_even_inside_its_heading(content_bytes: int) -> None:
+    batch = FakeBlatServer().add_batch(size=1, kind="scrape", content_bytes=content_bytes)
+    heading = "# Page 000000\n\n"
+
+    content = batch.content_of(0)
+
+    assert len(content) == content_bytes
+    assert content.startswith(heading[:content_bytes])
+
+
+def test_content_defaults_to_a_kilobyte_and_only_scrape_batches_have_it() -> None:
+    server = FakeBlatServer()
+    scrape = server.add_batch(size=1, kind="scrape")
+    sitemap = server.add_batch(size=1)
+
+    assert scrape.content_bytes == DEFAULT_CONTENT_BYTES == 1024
+    assert len(scrape.content_of(0)) == 1024
+    assert sitemap.content_bytes is None
+    assert sitemap.content_of(0) == ""
+    assert set(sitemap.job(0)) == {"metadata", "success", "links"}
+
+
+def test_big_content_is_built_lazily_from_one_buffer() -> None:
+    tracemalloc.start()
+    try:
+        batch = FakeBlatServer().add_batch(size=200_000, kind="scrape", content_bytes=1_000_000)
+        _, added = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        for index in range(10):
+            batch.content_of(index)
+        _, ten_pages = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+
+    # Adding the batch builds no content; reading ten jobs' keeps one buffer of
+    # a megabyte, and no job's content once it is dropped.
+    assert added < 1_000_000
+    assert ten_pages < 3_500_000
+
+
+async def test_failed_scrape_jobs_carry_an_error_and_no_content(
+    server: FakeBlatServer, session: aiohttp.ClientSession
+) -> None:
+    batch = server.add_batch(size=5, kind="scrape", failed=[1])
+
+    page = await fetch_page(session, server, batch, 0)
+
+    failed = page["data"][1]
+    assert (failed["success"], failed["error_code"]) == (False, "SCRAPE_TIMEOUT")
+    assert failed["error"] == "timed out fetching the page"
+    assert set(failed) == {"metadata", "success", "error", "error_code"}
+    assert set(failed["metadata"]) == {"batch_id", "job_id", "url"}
+    assert page["processed"] == 4
+    assert (batch.content_of(1), batch.links_of(1)) == ("", [])
+
+
+def test_every_fifth_scrape_job_was_redirected() -> None:
+    batch = FakeBlatServer().add_batch("r", size=10, kind="scrape")
+
+    finals = [job["metadata"]["final_url"] for job in batch.jobs]
+
+    assert [final.endswith("/") for final in finals] == [False] * 4 + [True] + [False] * 4 + [True]
+    assert finals[4] == "https://example.com/articles/000004/"
+    assert {job["metadata"]["status_code"] for job in batch.jobs} == {200}
+
+
 # --- A batch that grows -----------------------------------------------------------------
 
 
 async def test_reveal_and_complete_grow_a_running_batch(
-    server: FakeBlatServer, session: aiohttp.ClientSession
+    server: FakeBlatServer, session: aiohttp.ClientSession, kind: BatchKind
 ) -> None:
-    batch = server.add_batch(size=20, visible=3, running_status="queued", final_status="done")
+    batch = server.add_batch(
+        size=20, visible=3, running_status="queued", final_status="done", kind=kind
+    )
 
     first = await fetch_page(session, server, batch, 0)
     batch.reveal(4)
@@ -311,10 +502,10 @@ async def test_reveal_and_complete_grow_a_running_batch(
     assert (last["status"], last["processed"], len(last["data"])) == ("done", 20, 10)
 
 
-async def test_jobs_per_second_grow_a_batch_with_the_clock() -> None:
+async def test_jobs_per_second_grow_a_batch_with_the_clock(kind: BatchKind) -> None:
     clock = FakeClock()
     async with FakeBlatServer(clock=clock) as server, aiohttp.ClientSession() as session:
-        batch = server.add_batch(size=10, jobs_per_second=2)
+        batch = server.add_batch(size=10, jobs_per_second=2, kind=kind)
         assert batch.visible == 0
 
         clock.now += 2.5
@@ -441,6 +632,19 @@ async def test_batch_url_encodes_the_id_as_one_segment(server: FakeBlatServer) -
     assert url == f"{server.base_url}batch/scrape_sitemap/a%2Fb%3Fc?from=10"
 
 
+async def test_batch_url_takes_the_path_of_the_batchs_kind(server: FakeBlatServer) -> None:
+    server.add_batch("s", kind="scrape")
+    server.add_batch("m")
+
+    assert server.batch_url("s") == f"{server.base_url}batch/scrape/s"
+    assert server.batch_url("m") == f"{server.base_url}batch/scrape_sitemap/m"
+    assert server.batch_url("unknown") == f"{server.base_url}batch/scrape_sitemap/unknown"
+    assert server.batch_url("s", 10, kind="sitemap") == (
+        f"{server.base_url}batch/scrape_sitemap/s?from=10"
+    )
+    assert server.batch_url("unknown", kind="scrape") == f"{server.base_url}batch/scrape/unknown"
+
+
 # --- Faults seen from the client --------------------------------------------------------
 
 
@@ -454,9 +658,13 @@ async def test_batch_url_encodes_the_id_as_one_segment(server: FakeBlatServer) -
     ],
 )
 async def test_a_status_fault_answers_the_api_error_body(
-    server: FakeBlatServer, session: aiohttp.ClientSession, fault: StatusError, status: int
+    server: FakeBlatServer,
+    session: aiohttp.ClientSession,
+    fault: StatusError,
+    status: int,
+    kind: BatchKind,
 ) -> None:
-    batch = server.add_batch()
+    batch = server.add_batch(kind=kind)
     server.inject(fault)
 
     answer = await fetch(session, server.batch_url(batch.batch_id))
@@ -471,9 +679,9 @@ async def test_a_status_fault_answers_the_api_error_body(
 
 
 async def test_a_fractional_retry_after_is_sent_as_is(
-    server: FakeBlatServer, session: aiohttp.ClientSession
+    server: FakeBlatServer, session: aiohttp.ClientSession, kind: BatchKind
 ) -> None:
-    batch = server.add_batch()
+    batch = server.add_batch(kind=kind)
     server.inject(Fault.status(429, retry_after=0.05))
 
     answer = await fetch(session, server.batch_url(batch.batch_id))
@@ -482,9 +690,9 @@ async def test_a_fractional_retry_after_is_sent_as_is(
 
 
 async def test_an_html_fault_answers_a_proxy_page(
-    server: FakeBlatServer, session: aiohttp.ClientSession
+    server: FakeBlatServer, session: aiohttp.ClientSession, kind: BatchKind
 ) -> None:
-    batch = server.add_batch()
+    batch = server.add_batch(kind=kind)
     server.inject(Fault.html(502))
 
     answer = await fetch(session, server.batch_url(batch.batch_id))
@@ -495,9 +703,9 @@ async def test_an_html_fault_answers_a_proxy_page(
 
 
 async def test_a_malformed_json_fault_answers_200_with_a_body_that_is_not_json(
-    server: FakeBlatServer, session: aiohttp.ClientSession
+    server: FakeBlatServer, session: aiohttp.ClientSession, kind: BatchKind
 ) -> None:
-    batch = server.add_batch()
+    batch = server.add_batch(kind=kind)
     server.inject(Fault.malformed_json())
 
     answer = await fetch(session, server.batch_url(batch.batch_id))
@@ -508,9 +716,9 @@ async def test_a_malformed_json_fault_answers_200_with_a_body_that_is_not_json(
 
 
 async def test_a_truncated_json_fault_gives_a_payload_error(
-    server: FakeBlatServer, session: aiohttp.ClientSession
+    server: FakeBlatServer, session: aiohttp.ClientSession, kind: BatchKind
 ) -> None:
-    batch = server.add_batch()
+    batch = server.add_batch(kind=kind)
     server.inject(Fault.truncated_json())
 
     with pytest.raises(aiohttp.ClientPayloadError):
@@ -519,9 +727,9 @@ async def test_a_truncated_json_fault_gives_a_payload_error(
 
 
 async def test_a_connection_dropped_mid_body_gives_a_client_error(
-    server: FakeBlatServer, session: aiohttp.ClientSession
+    server: FakeBlatServer, session: aiohttp.ClientSession, kind: BatchKind
 ) -> None:
-    batch = server.add_batch()
+    batch = server.add_batch(kind=kind)
     server.inject(Fault.drop_connection())
 
     with pytest.raises(aiohttp.ClientError):
@@ -529,9 +737,9 @@ async def test_a_connection_dropped_mid_body_gives_a_client_error(
 
 
 async def test_a_connection_dropped_before_headers_is_a_disconnect(
-    server: FakeBlatServer, session: aiohttp.ClientSession
+    server: FakeBlatServer, session: aiohttp.ClientSession, kind: BatchKind
 ) -> None:
-    batch = server.add_batch()
+    batch = server.add_batch(kind=kind)
     # aiohttp itself sends a GET again once after a disconnect: drop both.
     server.inject(Fault.drop_connection(send_headers=False), times=2)
 
@@ -544,7 +752,6 @@ async def test_a_connection_dropped_before_headers_is_a_disconnect(
     ("fault", "read"),
     [
         (Fault.wrong_type("total", "ten"), lambda page: page["total"]),
-        (Fault.wrong_type(), lambda page: page["data"][0]["links"]),
         (
             Fault.wrong_type("metadata.job_id", 7),
             lambda page: page["data"][-1]["metadata"]["job_id"],
@@ -552,9 +759,13 @@ async def test_a_connection_dropped_before_headers_is_a_disconnect(
     ],
 )
 async def test_a_wrong_type_fault_changes_one_field(
-    server: FakeBlatServer, session: aiohttp.ClientSession, fault: WrongType, read: Any
+    server: FakeBlatServer,
+    session: aiohttp.ClientSession,
+    fault: WrongType,
+    read: Any,
+    kind: BatchKind,
 ) -> None:
-    batch = server.add_batch()
+    batch = server.add_batch(kind=kind)
     server.inject(fault)
 
     page = await fetch_page(session, server, batch, 0)
@@ -564,10 +775,23 @@ async def test_a_wrong_type_fault_changes_one_field(
     assert read(normal) != fault.value
 
 
-async def test_an_ignore_from_fault_answers_the_first_page(
-    server: FakeBlatServer, session: aiohttp.ClientSession
+@pytest.mark.parametrize(("kind", "links"), [("sitemap", "links"), ("scrape", "extracted_links")])
+async def test_a_wrong_type_fault_replaces_the_links_of_either_kind_by_default(
+    server: FakeBlatServer, session: aiohttp.ClientSession, kind: BatchKind, links: str
 ) -> None:
-    batch = server.add_batch(size=25)
+    batch = server.add_batch(kind=kind, size=3, failed=[1])
+    server.inject(Fault.wrong_type())
+
+    page = await fetch_page(session, server, batch, 0)
+
+    assert [item[links] for item in page["data"]] == ["not-a-list"] * 3
+    assert batch.links_field == links
+
+
+async def test_an_ignore_from_fault_answers_the_first_page(
+    server: FakeBlatServer, session: aiohttp.ClientSession, kind: BatchKind
+) -> None:
+    batch = server.add_batch(size=25, kind=kind)
     server.inject(Fault.ignore_from(), times=None)
 
     page = await fetch_page(session, server, batch, 10)
@@ -576,9 +800,9 @@ async def test_an_ignore_from_fault_answers_the_first_page(
 
 
 async def test_a_latency_fault_delays_the_answer(
-    server: FakeBlatServer, session: aiohttp.ClientSession
+    server: FakeBlatServer, session: aiohttp.ClientSession, kind: BatchKind
 ) -> None:
-    batch = server.add_batch()
+    batch = server.add_batch(kind=kind)
     server.inject(Fault.latency(0.05))
 
     started = time.monotonic()
@@ -590,9 +814,9 @@ async def test_a_latency_fault_delays_the_answer(
 
 
 async def test_a_batch_latency_delays_every_answer(
-    server: FakeBlatServer, session: aiohttp.ClientSession
+    server: FakeBlatServer, session: aiohttp.ClientSession, kind: BatchKind
 ) -> None:
-    batch = server.add_batch(latency=0.05)
+    batch = server.add_batch(latency=0.05, kind=kind)
 
     await fetch_page(session, server, batch, 0)
     await fetch_page(session, server, batch, 10)
@@ -601,10 +825,10 @@ async def test_a_batch_latency_delays_every_answer(
 
 
 async def test_injected_faults_match_batch_and_offset(
-    server: FakeBlatServer, session: aiohttp.ClientSession
+    server: FakeBlatServer, session: aiohttp.ClientSession, kind: BatchKind
 ) -> None:
-    server.add_batch("b", size=30)
-    server.add_batch("other")
+    server.add_batch("b", size=30, kind=kind)
+    server.add_batch("other", kind=kind)
     server.inject(Fault.status(500), batch_id="b", from_=10, times=2)
 
     statuses = [
@@ -616,9 +840,9 @@ async def test_injected_faults_match_batch_and_offset(
 
 
 async def test_faults_injected_for_every_request_last_until_cleared(
-    server: FakeBlatServer, session: aiohttp.ClientSession
+    server: FakeBlatServer, session: aiohttp.ClientSession, kind: BatchKind
 ) -> None:
-    batch = server.add_batch()
+    batch = server.add_batch(kind=kind)
     server.inject(Fault.status(503), times=None)
 
     before = [(await fetch(session, server.batch_url(batch.batch_id))).status for _ in range(3)]
@@ -629,9 +853,9 @@ async def test_faults_injected_for_every_request_last_until_cleared(
 
 
 async def test_injected_faults_come_before_the_batch_faults(
-    server: FakeBlatServer, session: aiohttp.ClientSession
+    server: FakeBlatServer, session: aiohttp.ClientSession, kind: BatchKind
 ) -> None:
-    batch = server.add_batch(faults=[Fault.status(500)])
+    batch = server.add_batch(faults=[Fault.status(500)], kind=kind)
     server.inject(Fault.status(429))
     assert batch.faults == (Fault.status(500),)
 
@@ -641,12 +865,12 @@ async def test_injected_faults_come_before_the_batch_faults(
 
 
 async def test_a_fault_rate_draws_faults_with_the_seed(
-    server: FakeBlatServer, session: aiohttp.ClientSession
+    server: FakeBlatServer, session: aiohttp.ClientSession, kind: BatchKind
 ) -> None:
     faults = [Fault.status(502), Fault.status(503)]
     runs = []
     for batch_id in ("first", "second"):
-        batch = server.add_batch(batch_id, faults=faults, fault_rate=0.5, seed=7)
+        batch = server.add_batch(batch_id, faults=faults, fault_rate=0.5, seed=7, kind=kind)
         url = server.batch_url(batch.batch_id)
         runs.append([(await fetch(session, url)).status for _ in range(30)])
 
@@ -675,7 +899,7 @@ def test_fault_factories_make_small_frozen_values() -> None:
     assert Fault.malformed_json() == MalformedJson()
     assert Fault.truncated_json() == TruncatedJson()
     assert Fault.drop_connection() == DropConnection(send_headers=True)
-    assert Fault.wrong_type() == WrongType("links", "not-a-list")
+    assert Fault.wrong_type() == WrongType(None, "not-a-list")
     assert Fault.ignore_from() == IgnoreFrom()
     assert hash(Fault.status(500)) == hash(StatusError(500))
 
@@ -714,6 +938,23 @@ async def test_requests_are_recorded(
     assert (anonymous.authorized, anonymous.status) == (False, 401)
     assert (authorized.authorized, authorized.status) == (True, 200)
     assert anonymous.started <= anonymous.finished <= authorized.started <= authorized.finished
+
+
+async def test_requests_record_which_endpoint_was_asked(
+    server: FakeBlatServer, session: aiohttp.ClientSession
+) -> None:
+    server.add_batch("s", kind="scrape")
+    server.add_batch("m")
+
+    for path in ["batch/scrape/s", "batch/scrape_sitemap/m", "batch/scrape_sitemap/s", "other/s"]:
+        await fetch(session, server.base_url + path)
+
+    assert [(request.kind, request.batch_id, request.status) for request in server.requests] == [
+        ("scrape", "s", 200),
+        ("sitemap", "m", 200),
+        ("sitemap", "s", 404),
+        (None, None, 404),
+    ]
 
 
 async def test_requests_never_hold_the_api_key(
@@ -774,9 +1015,12 @@ def count_pages_built(batch: FakeBatch, monkeypatch: pytest.MonkeyPatch) -> list
 
 
 async def test_pages_of_a_complete_batch_are_encoded_once(
-    server: FakeBlatServer, session: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
+    server: FakeBlatServer,
+    session: aiohttp.ClientSession,
+    monkeypatch: pytest.MonkeyPatch,
+    kind: BatchKind,
 ) -> None:
-    batch = server.add_batch(size=25)
+    batch = server.add_batch(size=25, kind=kind)
     built = count_pages_built(batch, monkeypatch)
 
     first = await fetch(session, server.batch_url(batch.batch_id, 10))
@@ -786,9 +1030,11 @@ async def test_pages_of_a_complete_batch_are_encoded_once(
     assert built == [10]
 
 
-async def test_the_page_cache_keeps_to_its_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_the_page_cache_keeps_to_its_budget(
+    monkeypatch: pytest.MonkeyPatch, kind: BatchKind
+) -> None:
     async with FakeBlatServer(page_cache_bytes=0) as server, aiohttp.ClientSession() as session:
-        batch = server.add_batch(size=25)
+        batch = server.add_batch(size=25, kind=kind)
         built = count_pages_built(batch, monkeypatch)
         for _ in range(2):
             await fetch_page(session, server, batch, 0)
@@ -797,9 +1043,12 @@ async def test_the_page_cache_keeps_to_its_budget(monkeypatch: pytest.MonkeyPatc
 
 
 async def test_preencode_encodes_every_page_up_front(
-    server: FakeBlatServer, session: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
+    server: FakeBlatServer,
+    session: aiohttp.ClientSession,
+    monkeypatch: pytest.MonkeyPatch,
+    kind: BatchKind,
 ) -> None:
-    batch = server.add_batch(size=25, preencode=True)
+    batch = server.add_batch(size=25, preencode=True, kind=kind)
     built = count_pages_built(batch, monkeypatch)
 
     pages = [await fetch_page(session, server, batch, offset) for offset in (0, 10, 20)]
@@ -817,9 +1066,9 @@ def test_preencode_needs_a_complete_batch() -> None:
 
 
 async def test_pages_of_a_growing_batch_are_built_for_each_request(
-    server: FakeBlatServer, session: aiohttp.ClientSession
+    server: FakeBlatServer, session: aiohttp.ClientSession, kind: BatchKind
 ) -> None:
-    batch = server.add_batch(size=25, visible=5)
+    batch = server.add_batch(size=25, visible=5, kind=kind)
 
     first = await fetch_page(session, server, batch, 0)
     batch.reveal(3)

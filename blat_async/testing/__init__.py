@@ -1,7 +1,8 @@
 """A fake Blat server for tests, demos and benchmarks.
 
 [`FakeBlatServer`][blat_async.testing.FakeBlatServer] serves
-``GET /batch/scrape_sitemap/{batch_id}?from=N`` from an
+``GET /batch/scrape_sitemap/{batch_id}?from=N`` and
+``GET /batch/scrape/{batch_id}?from=N`` from an
 ``aiohttp.web`` application on loopback, with real sockets, the API's pagination,
 status codes and error bodies, and faults to inject (latency, 429s, proxy pages,
 broken bodies, dropped connections):
@@ -12,6 +13,15 @@ async with FakeBlatServer() as server:
     async with BlatClient(server.api_key, base_url=server.base_url) as client:
         items = [item async for item in client.iter_batch_scrape_sitemap(batch.batch_id)]
     assert len(items) == batch.size
+```
+
+A batch's [`BatchKind`][blat_async.testing.BatchKind] says which endpoint serves
+it: sitemaps with their links (the default), or scraped pages with their
+content and extracted links:
+
+```python
+pages = server.add_batch(size=30, kind="scrape", content_bytes=50_000)
+server.batch_url(pages.batch_id)  # http://127.0.0.1:PORT/batch/scrape/batch-000002
 ```
 
 From synchronous code, or a test framework without asyncio, run it on its own
@@ -49,7 +59,13 @@ server.add_batch(faults=[Fault.html(502)], fault_rate=0.3)   # 30 % of this batc
 ```
 """
 
-from ._batch import DEFAULT_LINK_BASE, DEFAULT_PAGE_SIZE, FakeBatch
+from ._batch import (
+    DEFAULT_CONTENT_BYTES,
+    DEFAULT_LINK_BASE,
+    DEFAULT_PAGE_SIZE,
+    BatchKind,
+    FakeBatch,
+)
 from ._faults import (
     DropConnection,
     Fault,
@@ -61,13 +77,16 @@ from ._faults import (
     TruncatedJson,
     WrongType,
 )
-from ._server import DEFAULT_API_KEY, FakeBlatServer, RecordedRequest
+from ._server import DEFAULT_API_KEY, ENDPOINT_PATHS, FakeBlatServer, RecordedRequest
 from ._site import FakeSite, Visit
 
 __all__ = [
     "DEFAULT_API_KEY",
+    "DEFAULT_CONTENT_BYTES",
     "DEFAULT_LINK_BASE",
     "DEFAULT_PAGE_SIZE",
+    "ENDPOINT_PATHS",
+    "BatchKind",
     "DropConnection",
     "FakeBatch",
     "FakeBlatServer",

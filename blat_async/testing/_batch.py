@@ -1,4 +1,4 @@
-"""One batch a `FakeBlatServer` serves: its settings, its jobs and its pages."""
+"""One batch a `FakeBlatServer` serves: its kind, its settings, its jobs and its pages."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import time
 from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from functools import cached_property
+from typing import Any, Final, Literal, TypeAlias, get_args
 
 import attrs
 
@@ -23,13 +24,41 @@ Ten, as the API's batch endpoints send.
 DEFAULT_LINK_BASE: Final = "https://example.com/pages/"
 """Where the links of a `FakeBlatServer`'s batch point unless told otherwise."""
 
+DEFAULT_CONTENT_BYTES: Final = 1024
+"""How many bytes of ``content`` each page of a scrape batch holds unless told otherwise."""
+
+BatchKind: TypeAlias = Literal["sitemap", "scrape"]
+"""Which endpoint serves a `FakeBlatServer`'s batch.
+
+``"sitemap"``: ``GET /batch/scrape_sitemap/{batch_id}``, an item per sitemap
+with its ``links``. ``"scrape"``: ``GET /batch/scrape/{batch_id}``, an item per
+scraped page with its ``content`` and ``extracted_links``.
+"""
+
+_KINDS: Final = get_args(BatchKind)
+# The key of an item that holds its links, by kind; Fault.wrong_type() replaces it.
+_LINKS_FIELDS: Final[dict[str, str]] = {"sitemap": "links", "scrape": "extracted_links"}
+
 _EXPIRY: Final = timedelta(days=1)
 
-# (error_code, error) of failed jobs, chosen by the job's index.
-_JOB_ERRORS: Final = (
-    ("SITEMAP_NOT_FOUND", "sitemap returned HTTP 404"),
-    ("SITEMAP_TIMEOUT", "timed out fetching the sitemap"),
-    ("SITEMAP_INVALID", "sitemap is not valid XML"),
+# (error_code, error) of failed jobs, by kind, chosen by the job's index.
+_JOB_ERRORS: Final[dict[str, tuple[tuple[str, str], ...]]] = {
+    "sitemap": (
+        ("SITEMAP_NOT_FOUND", "sitemap returned HTTP 404"),
+        ("SITEMAP_TIMEOUT", "timed out fetching the sitemap"),
+        ("SITEMAP_INVALID", "sitemap is not valid XML"),
+    ),
+    "scrape": (
+        ("PAGE_NOT_FOUND", "page returned HTTP 404"),
+        ("SCRAPE_TIMEOUT", "timed out fetching the page"),
+        ("PAGE_FORBIDDEN", "page returned HTTP 403"),
+    ),
+}
+# What fills a scrape job's content after its heading: ASCII, so that a
+# character is a byte.
+_PARAGRAPH: Final = (
+    "Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod "
+    "tempor incididunt ut labore et dolore magna aliqua.\n\n"
 )
 
 
@@ -47,14 +76,18 @@ def _fault_tuple(faults: Iterable[Fault]) -> tuple[Fault, ...]:
 # tests may patch (such as its `page`) and keep in sets.
 @attrs.define(kw_only=True, slots=False, eq=False, repr=False)
 class FakeBatch:
-    """One batch sitemap scrape the server knows, returned by `FakeBlatServer.add_batch`.
+    """One batch the server knows, returned by `FakeBlatServer.add_batch`.
 
     Its settings are the keyword arguments of
     [`add_batch`][blat_async.testing.FakeBlatServer.add_batch], each with the
-    default given here.
+    default given here. Its ``kind`` says which endpoint serves it: a
+    ``"sitemap"`` batch's jobs are sitemaps with their ``links``, a
+    ``"scrape"`` batch's jobs are scraped pages with their ``content``,
+    ``extracted_links``, ``final_url`` and ``status_code``.
 
     Jobs are computed from their index on demand, so a batch of 200,000 jobs
-    costs little more than its list of failed indices.
+    costs little more than its list of failed indices; a scrape batch's
+    content is cut from one string of ``content_bytes``, made when first asked for.
     [`visible`][blat_async.testing.FakeBatch.visible] jobs are served; it grows by
     [`reveal`][blat_async.testing.FakeBatch.reveal],
     [`complete`][blat_async.testing.FakeBatch.complete] and, with
@@ -64,11 +97,19 @@ class FakeBatch:
     batch_id: str
     """The batch's id, as it appears in the URL path once decoded."""
     size: int = 25
-    """How many sitemap jobs the batch holds, the response's ``total``."""
+    """How many jobs (sitemaps, or URLs of a scrape batch) it holds, the response's ``total``."""
+    kind: BatchKind = "sitemap"
+    """Which endpoint serves it: ``"sitemap"`` or ``"scrape"``; the other answers 404 for it."""
     page_size: int = DEFAULT_PAGE_SIZE
     """The most items one page holds."""
     links_per_job: int = 3
-    """How many links each successful job extracted."""
+    """How many links each successful job extracted: its ``links`` or ``extracted_links``."""
+    content_bytes: int | None = None
+    """How many bytes (ASCII characters) of ``content`` each successful scrape job holds.
+
+    ``None`` for a sitemap batch, whose jobs have no content; for a scrape batch
+    it defaults to [`DEFAULT_CONTENT_BYTES`][blat_async.testing.DEFAULT_CONTENT_BYTES].
+    """
     link_base: str = DEFAULT_LINK_BASE
     """Where the links point: link ``n`` of job ``index`` is ``f"{link_base}{index:06d}/{n}"``.
 
@@ -115,6 +156,8 @@ class FakeBatch:
 
     def __attrs_post_init__(self) -> None:
         self._shown = self._check_settings()
+        if self.kind == "scrape" and self.content_bytes is None:
+            self.content_bytes = DEFAULT_CONTENT_BYTES
         self._random = random.Random(self.seed)
         self._failed = tuple(sorted(_failed_indices(self._failed_given, self.size, self._random)))
         self.failed = frozenset(self._failed)
@@ -126,6 +169,13 @@ class FakeBatch:
         jobs_per_second, latency, fault_rate = self.jobs_per_second, self.latency, self.fault_rate
         if size < 0:
             raise ValueError(f"size must be >= 0, got {size!r}")
+        if self.kind not in _KINDS:
+            raise ValueError(f"kind must be one of {_KINDS}, got {self.kind!r}")
+        if self.content_bytes is not None:
+            if self.kind != "scrape":
+                raise ValueError("content_bytes is for scrape batches: pass kind='scrape'")
+            if self.content_bytes < 0:
+                raise ValueError(f"content_bytes must be >= 0, got {self.content_bytes!r}")
         if page_size < 1:
             raise ValueError(f"page_size must be >= 1, got {page_size!r}")
         if links_per_job < 0:
@@ -150,7 +200,7 @@ class FakeBatch:
 
     def __repr__(self) -> str:
         return (
-            f"<FakeBatch {self.batch_id!r} size={self.size} visible={self.visible} "
+            f"<FakeBatch {self.batch_id!r} {self.kind} size={self.size} visible={self.visible} "
             f"failed={len(self._failed)}>"
         )
 
@@ -195,31 +245,86 @@ class FakeBatch:
         return f"{self.batch_id}-job-{index:06d}"
 
     def job(self, index: int) -> dict[str, Any]:
-        """Return job ``index`` as the API sends it in ``data``."""
-        if not 0 <= index < self.size:
-            raise IndexError(f"job index {index} out of range for a batch of {self.size}")
-        metadata = {
+        """Return job ``index`` as the API sends it in ``data``.
+
+        A failed job has ``error`` and ``error_code`` in place of its links (and,
+        in a scrape batch, its content, ``final_url`` and ``status_code``).
+        """
+        self._check_index(index)
+        metadata: dict[str, Any] = {
             "batch_id": self.batch_id,
             "job_id": self.job_id(index),
-            "url": f"https://example.com/sitemaps/{index:06d}.xml",
+            "url": self.url_of(index),
         }
         if index in self.failed:
-            error_code, error = _JOB_ERRORS[index % len(_JOB_ERRORS)]
+            errors = _JOB_ERRORS[self.kind]
+            error_code, error = errors[index % len(errors)]
             return {
                 "metadata": metadata,
                 "success": False,
                 "error": error,
                 "error_code": error_code,
             }
-        return {"metadata": metadata, "success": True, "links": self.links_of(index)}
+        if self.kind == "sitemap":
+            return {"metadata": metadata, "success": True, "links": self.links_of(index)}
+        metadata["final_url"] = self.final_url_of(index)
+        metadata["status_code"] = 200
+        return {
+            "metadata": metadata,
+            "success": True,
+            "content": self.content_of(index),
+            "extracted_links": self.links_of(index),
+        }
+
+    def url_of(self, index: int) -> str:
+        """Return the URL job ``index`` was asked to fetch: a sitemap's, or a page's."""
+        self._check_index(index)
+        if self.kind == "sitemap":
+            return f"https://example.com/sitemaps/{index:06d}.xml"
+        return f"https://example.com/articles/{index:06d}"
+
+    def final_url_of(self, index: int) -> str:
+        """Return where scrape job ``index`` ended after redirects.
+
+        Every fifth job (index 4, 9, 14...) was redirected to its URL with a
+        trailing slash; the others ended at their URL.
+        """
+        url = self.url_of(index)
+        return f"{url}/" if index % 5 == 4 else url
+
+    def content_of(self, index: int) -> str:
+        """Return the content of scrape job ``index``: ``content_bytes`` ASCII characters.
+
+        It opens with a Markdown heading that names the job, followed by filler
+        text; a failed job, and any job of a sitemap batch, has none (``""``).
+        """
+        self._check_index(index)
+        if self.content_bytes is None or index in self.failed:
+            return ""
+        heading = f"# Page {index:06d}\n\n"
+        # One filler string per batch, sliced: no page builds megabytes in a loop.
+        return heading[: self.content_bytes] + self._filler[len(heading) :]
+
+    @cached_property
+    def _filler(self) -> str:
+        length = self.content_bytes or 0
+        return (_PARAGRAPH * (length // len(_PARAGRAPH) + 1))[:length]
+
+    @property
+    def links_field(self) -> str:
+        """The key of an item that holds its links: ``"links"``, or ``"extracted_links"``."""
+        return _LINKS_FIELDS[self.kind]
 
     def links_of(self, index: int) -> list[str]:
         """Return the links of job ``index``, or none if it failed."""
-        if not 0 <= index < self.size:
-            raise IndexError(f"job index {index} out of range for a batch of {self.size}")
+        self._check_index(index)
         if index in self.failed:
             return []
         return [f"{self.link_base}{index:06d}/{n}" for n in range(self.links_per_job)]
+
+    def _check_index(self, index: int) -> None:
+        if not 0 <= index < self.size:
+            raise IndexError(f"job index {index} out of range for a batch of {self.size}")
 
     @property
     def jobs(self) -> list[dict[str, Any]]:

@@ -63,8 +63,12 @@ class Fault:
         return DropConnection(send_headers=send_headers)
 
     @staticmethod
-    def wrong_type(field: str = "links", value: Any = "not-a-list") -> WrongType:
-        """Answer 200 with ``field`` set to ``value``, a value of the wrong type."""
+    def wrong_type(field: str | None = None, value: Any = "not-a-list") -> WrongType:
+        """Answer 200 with ``field`` set to ``value``, a value of the wrong type.
+
+        ``field=None`` names each item's links: ``links`` in a sitemap batch,
+        ``extracted_links`` in a scrape batch.
+        """
         return WrongType(field, value)
 
     @staticmethod
@@ -150,11 +154,16 @@ class WrongType(Fault):
 
     ``field`` names a key of the response (``"total"``, ``"data"``...) or,
     failing that, a key of every item in ``data``, dotted for nested keys
-    (``"links"``, ``"metadata.job_id"``).
+    (``"links"``, ``"metadata.job_id"``). ``None`` names each item's links, in
+    either kind of batch: ``links`` of a sitemap, ``extracted_links`` of a
+    scraped page.
     """
 
-    field: str = "links"
-    """The key replaced: of the response, or else of every item, dotted for nested keys."""
+    field: str | None = None
+    """The key replaced: of the response, or else of every item, dotted for nested keys.
+
+    ``None``: the items' links, ``links`` or ``extracted_links`` by the batch's kind.
+    """
     value: Any = "not-a-list"
     """What the key is set to instead."""
 

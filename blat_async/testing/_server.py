@@ -1,4 +1,4 @@
-"""`FakeBlatServer`: the fake endpoint on loopback, and the requests it recorded."""
+"""`FakeBlatServer`: the fake endpoints on loopback, and the requests it recorded."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from itertools import count
 from types import TracebackType
@@ -18,7 +18,7 @@ from multidict import CIMultiDictProxy
 
 from blat_async._protocol import PAGE_PATH
 
-from ._batch import FakeBatch
+from ._batch import DEFAULT_LINK_BASE, DEFAULT_PAGE_SIZE, BatchKind, FakeBatch
 from ._faults import DropConnection, Fault, IgnoreFrom, Latency, WrongType
 from ._threads import serve_in_thread
 from ._wire import (
@@ -36,6 +36,12 @@ from ._wire import (
 
 DEFAULT_API_KEY: Final = "fake-blat-key"
 """The API key a `FakeBlatServer` accepts unless told otherwise."""
+
+ENDPOINT_PATHS: Final[Mapping[BatchKind, str]] = {
+    "sitemap": PAGE_PATH,
+    "scrape": "batch/scrape/",
+}
+"""Each kind of batch's endpoint path below the base URL, before the batch id."""
 
 _DEFAULT_PAGE_CACHE_BYTES: Final = 64 * 1024 * 1024
 # How long closing waits for requests still being answered before cancelling
@@ -60,7 +66,7 @@ class RecordedRequest:
     from_: int | None
     """The ``from`` parameter, or ``None`` if absent or malformed."""
     batch_id: str | None
-    """The decoded batch id, or ``None`` if the path is not the endpoint's."""
+    """The decoded batch id, or ``None`` if the path is no endpoint's."""
     authorized: bool
     """Whether ``Authorization`` was ``Bearer`` and the server's API key."""
     headers: CIMultiDictProxy[str]
@@ -73,6 +79,13 @@ class RecordedRequest:
     """When the request arrived, by ``time.monotonic()``."""
     finished: float
     """When its handling ended, by ``time.monotonic()``."""
+    kind: BatchKind | None
+    """Which endpoint the path is: ``"sitemap"`` for ``batch/scrape_sitemap/{batch_id}``,
+    ``"scrape"`` for ``batch/scrape/{batch_id}``, or ``None`` for neither.
+
+    It says what was asked for: a request for a batch of the other kind is
+    recorded with the kind of its path, and answered 404.
+    """
 
     @property
     def duration(self) -> float:
@@ -115,7 +128,11 @@ class _PageCache:
 
 
 class FakeBlatServer:
-    """An embedded fake of Blat's ``GET /batch/scrape_sitemap/{batch_id}`` on loopback.
+    """An embedded fake of Blat's batch results endpoints on loopback.
+
+    It serves ``GET /batch/scrape_sitemap/{batch_id}`` for sitemap batches and
+    ``GET /batch/scrape/{batch_id}`` for scrape batches (see
+    [`add_batch`][blat_async.testing.FakeBlatServer.add_batch]'s ``kind``).
 
     Use it as ``async with FakeBlatServer() as server``, or with
     [`start`][blat_async.testing.FakeBlatServer.start] and
@@ -148,7 +165,7 @@ class FakeBlatServer:
         """The API key the server accepts as ``Authorization: Bearer <api_key>``."""
         self._requested_port = port
         self._prefix = "/" + "".join(f"{part}/" for part in prefix.split("/") if part)
-        self._root = f"{self._prefix}{PAGE_PATH}"
+        self._roots = {kind: f"{self._prefix}{path}" for kind, path in ENDPOINT_PATHS.items()}
         self._clock = clock
         self._expected_authorization = f"Bearer {api_key}".encode()
 
@@ -251,9 +268,19 @@ class FakeBlatServer:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}{self._prefix}"
 
-    def batch_url(self, batch_id: str, from_: int | None = None) -> str:
-        """Return the URL of a batch's page, the batch id percent-encoded as one segment."""
-        url = f"{self.base_url}{PAGE_PATH}{quote(batch_id, safe='')}"
+    def batch_url(
+        self, batch_id: str, from_: int | None = None, *, kind: BatchKind | None = None
+    ) -> str:
+        """Return the URL of a batch's page, the batch id percent-encoded as one segment.
+
+        The path is that of ``kind``'s endpoint; by default, of the kind of the
+        batch the server holds with that id, or ``"sitemap"`` if it holds none.
+        """
+        if kind is None:
+            with self._lock:
+                batch = self._batches.get(batch_id)
+            kind = batch.kind if batch is not None else "sitemap"
+        url = f"{self.base_url}{ENDPOINT_PATHS[kind]}{quote(batch_id, safe='')}"
         return url if from_ is None else f"{url}?from={from_}"
 
     # --- Configuration, safe from any thread ---
@@ -263,29 +290,59 @@ class FakeBlatServer:
         batch_id: str | None = None,
         size: int = 25,
         *,
+        kind: BatchKind = "sitemap",
+        page_size: int = DEFAULT_PAGE_SIZE,
+        links_per_job: int = 3,
+        link_base: str = DEFAULT_LINK_BASE,
+        content_bytes: int | None = None,
+        failed: Iterable[int] | float = (),
+        visible: int | None = None,
+        jobs_per_second: float | None = None,
+        running_status: str = "running",
+        final_status: str = "completed",
+        expires_at: str | None = None,
+        latency: float = 0.0,
+        forbidden: bool = False,
+        faults: Iterable[Fault] = (),
+        fault_rate: float = 1.0,
+        seed: int | None = 0,
         preencode: bool = False,
-        **settings: Any,
     ) -> FakeBatch:
-        """Add a batch of ``size`` sitemap jobs and return it.
+        """Add a batch of ``size`` jobs and return it.
 
         ```python
         batch = server.add_batch(size=100, page_size=7, failed=0.1, latency=0.02)
+        pages = server.add_batch(size=30, kind="scrape", content_bytes=50_000)
         ```
+
+        Every argument but ``preencode`` is a setting of the new
+        [`FakeBatch`][blat_async.testing.FakeBatch], described there.
 
         Args:
             batch_id: Its id; by default a new one, ``"batch-000001"`` and on.
-            size: How many sitemap jobs it holds, the response's ``total``.
+            size: How many jobs it holds, the response's ``total``.
+            kind: ``"sitemap"`` to serve it at ``batch/scrape_sitemap/{batch_id}``,
+                ``"scrape"`` at ``batch/scrape/{batch_id}``.
+            page_size: The most items one page holds.
+            links_per_job: How many links each successful job extracted.
+            link_base: Where the links point.
+            content_bytes: How many bytes of ``content`` each successful job of
+                a scrape batch holds; only for ``kind="scrape"``.
+            failed: The indices of the jobs that fail, or the fraction of
+                them, chosen with ``seed``.
+            visible: How many jobs are visible at first.
+            jobs_per_second: How fast more jobs become visible.
+            running_status: ``status`` while some jobs are not visible.
+            final_status: ``status`` once every job is visible.
+            expires_at: ``expires_at``; by default a day from now.
+            latency: Seconds the server waits before each answer.
+            forbidden: Whether every request for it is answered 403.
+            faults: Faults, one drawn for a ``fault_rate`` share of its requests.
+            fault_rate: The share of its requests that get one of ``faults``.
+            seed: Seeds the random choices of failed jobs and faults.
             preencode: Encode now every page a client reading from offset 0
                 asks for, so that even the first read is served from memory
                 (for benchmarks; the batch must be complete).
-            **settings: The new [`FakeBatch`][blat_async.testing.FakeBatch]'s
-                other settings, by name, each described there: ``page_size``,
-                ``links_per_job``, ``link_base`` (where the links point),
-                ``failed`` (job indices, or a fraction chosen with ``seed``),
-                ``visible`` (at first), ``jobs_per_second``,
-                ``running_status``, ``final_status``, ``expires_at``,
-                ``latency``, ``forbidden``, ``faults`` (one drawn for a
-                ``fault_rate`` share of its requests) and ``seed``.
         """
         with self._lock:
             if batch_id is None:
@@ -294,7 +351,27 @@ class FakeBlatServer:
                     batch_id = f"batch-{next(self._batch_numbers):06d}"
             elif batch_id in self._batches:
                 raise ValueError(f"a batch with id {batch_id!r} already exists")
-            batch = FakeBatch(batch_id=batch_id, size=size, clock=self._clock, **settings)
+            batch = FakeBatch(
+                batch_id=batch_id,
+                size=size,
+                kind=kind,
+                page_size=page_size,
+                links_per_job=links_per_job,
+                link_base=link_base,
+                content_bytes=content_bytes,
+                failed=failed,
+                visible=visible,
+                jobs_per_second=jobs_per_second,
+                running_status=running_status,
+                final_status=final_status,
+                expires_at=expires_at,
+                latency=latency,
+                forbidden=forbidden,
+                faults=faults,
+                fault_rate=fault_rate,
+                seed=seed,
+                clock=self._clock,
+            )
             if preencode and not batch.is_complete:
                 raise ValueError("preencode needs a complete batch: every job visible")
             self._batches[batch_id] = batch
@@ -356,11 +433,14 @@ class FakeBlatServer:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         started = time.monotonic()
-        incoming = read_request(request, self._root, self._expected_authorization)
+        incoming = read_request(request, self._roots, self._expected_authorization)
         with self._lock:
             batch = self._batches.get(incoming.batch_id) if incoming.batch_id else None
             self._in_flight += 1
             self._max_in_flight = max(self._max_in_flight, self._in_flight)
+        # A batch is served only at its kind's path: at the other, it is not found.
+        if batch is not None and batch.kind != incoming.kind:
+            batch = None
         task = asyncio.current_task()
         if task is not None:
             self._handlers.add(task)
@@ -393,6 +473,7 @@ class FakeBlatServer:
                 fault=fault,
                 started=started,
                 finished=time.monotonic(),
+                kind=incoming.kind,
             )
             with self._lock:
                 self._in_flight -= 1
@@ -452,7 +533,7 @@ class FakeBlatServer:
         if isinstance(fault, IgnoreFrom):
             from_ = 0
         if isinstance(fault, WrongType):
-            return encode(with_wrong_type(batch.page(from_), fault))
+            return encode(with_wrong_type(batch.page(from_), fault, batch.links_field))
         if not batch.is_complete:
             return encode(batch.page(from_))
         # A complete batch never changes again: encode each page once.

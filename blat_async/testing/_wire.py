@@ -18,6 +18,7 @@ from urllib.parse import parse_qs, unquote
 from aiohttp import hdrs, web
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from ._batch import BatchKind
 from ._faults import (
     DropConnection,
     Fault,
@@ -57,8 +58,10 @@ class Incoming:
     method: str
     path: str
     query: str
+    kind: BatchKind | None
+    """Whose endpoint the path is, or ``None`` if neither's (``segment`` is empty then)."""
     segment: str
-    """The batch id as sent, still percent-encoded; empty if the path is not the endpoint's."""
+    """The batch id as sent, still percent-encoded; empty if the path is no endpoint's."""
     batch_id: str | None
     """The batch id decoded once, or ``None`` if absent or not UTF-8."""
     from_: int | None
@@ -76,12 +79,19 @@ class Reply:
     headers: Mapping[str, str] = field(default_factory=dict)
 
 
-def read_request(request: web.Request, root: str, expected_authorization: bytes) -> Incoming:
-    """Read ``request``: ``root`` is the path up to the batch id, with its slashes."""
+def read_request(
+    request: web.Request, roots: Mapping[BatchKind, str], expected_authorization: bytes
+) -> Incoming:
+    """Read ``request``: ``roots`` are each endpoint's path up to the batch id, with its slashes."""
     path, _, query = request.raw_path.partition("?")
-    segment = path[len(root) :] if path.startswith(root) else ""
-    if "/" in segment:
-        segment = ""
+    kind: BatchKind | None = None
+    segment = ""
+    for endpoint, root in roots.items():
+        if path.startswith(root):
+            kind, segment = endpoint, path[len(root) :]
+            break
+    if not segment or "/" in segment:
+        kind, segment = None, ""
     from_values = parse_qs(query, keep_blank_values=True).get("from")
     from_, from_error = _parse_from(from_values[0] if from_values else None)
     authorization = request.headers.get(hdrs.AUTHORIZATION, "").encode(errors="replace")
@@ -89,6 +99,7 @@ def read_request(request: web.Request, root: str, expected_authorization: bytes)
         method=request.method,
         path=path,
         query=query,
+        kind=kind,
         segment=segment,
         batch_id=_decode_segment(segment) if segment else None,
         from_=from_,
@@ -171,12 +182,16 @@ def _format_seconds(seconds: float) -> str:
     return str(int(seconds)) if seconds == int(seconds) else str(seconds)
 
 
-def with_wrong_type(page: dict[str, Any], fault: WrongType) -> dict[str, Any]:
-    """Set ``fault.field`` of ``page``, or of every item of it, to ``fault.value``."""
-    if fault.field in page:
-        page[fault.field] = fault.value
+def with_wrong_type(page: dict[str, Any], fault: WrongType, links_field: str) -> dict[str, Any]:
+    """Set ``fault.field`` of ``page``, or of every item of it, to ``fault.value``.
+
+    ``links_field`` is the items' key the fault replaces when its ``field`` is ``None``.
+    """
+    field = links_field if fault.field is None else fault.field
+    if field in page:
+        page[field] = fault.value
         return page
-    *parents, name = fault.field.split(".")
+    *parents, name = field.split(".")
     for item in page["data"]:
         target = item
         for parent in parents:
