@@ -91,7 +91,8 @@ def profile(key: str) -> int:
     print()
     print(
         "Own time is spent in the function itself; cumulative time includes what it"
-        " calls (aiohttp's, the decoder's and the loop's work among it). Times are"
-        " under cProfile, which slows Python calls more than C calls."
+        " calls (aiohttp's, the decoder's and the loop's work among it); a coroutine's"
+        " calls count each time it resumes. Times are under cProfile, which slows"
+        " Python calls more than C calls."
     )
     return 0
