@@ -22,7 +22,7 @@ _TOP: Final = 10
 _AREAS: Final = (
     ("blat_async", "blat_async/"),
     ("cattrs (generated hooks)", "<cattrs generated"),
-    ("attrs __init__", "<attrs generated"),
+    ("attrs' generated `__init__`", "<attrs generated"),
     ("aiohttp", "aiohttp/"),
     ("yarl / multidict", "yarl/"),
     ("yarl / multidict", "multidict/"),

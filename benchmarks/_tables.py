@@ -99,7 +99,7 @@ def scenario_table(scenario: Scenario, runs: dict[str, ReaderRuns]) -> list[str]
 def structuring_table(results: Sequence[dict[str, Any]]) -> list[str]:
     """The markdown table of the structuring micro-benchmark, one row a page shape."""
     lines = [
-        "| page | structure_page µs | by hand µs | generated µs | vs by hand |",
+        "| page | structure_page µs | by hand µs | generated µs | time / by hand |",
         "| --- | ---: | ---: | ---: | ---: |",
     ]
     for result in results:
