@@ -30,7 +30,7 @@ def machine() -> list[str]:
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
     load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
     packages = ["blat-async", "aiohttp", "yarl", "attrs", "cattrs", "orjson", "httpx", "uvloop"]
-    packages.append("openapi-python-client")
+    packages += ["openapi-python-client", "matplotlib"]
     versions = ", ".join(f"{package} {_version(package)}" for package in packages)
     return [
         f"- CPU: {_cpu_model()}, {os.cpu_count()} cores ({usable} usable), load {load}",

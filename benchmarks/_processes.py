@@ -59,6 +59,8 @@ def fake_server(scenario: Scenario, loop: str = "auto") -> Iterator[ServerProces
         f"--page-size={scenario.page_size}",
         f"--links={scenario.links}",
         f"--latency={scenario.latency}",
+        f"--kind={scenario.kind}",
+        f"--content-bytes={scenario.content_bytes}",
         f"--loop={loop}",
     )
     # This interpreter runs a script of this folder with arguments built here.
@@ -92,6 +94,7 @@ def run_reader(
         f"--base-url={server.base_url}",
         f"--expect={scenario.size}",
         f"--page-size={scenario.page_size}",
+        f"--kind={scenario.kind}",
         *([f"--generated={generated}"] if generated is not None else []),
         *extra,
     )

@@ -15,6 +15,7 @@ BLAT_C8: Final = "blat_async-c8"
 COLLECT: Final = "collect-all"
 SERVER: Final = "server"
 FLOOR: Final = "zero-waste"
+FLOOR_C6: Final = "zero-waste-c6"
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +31,10 @@ class Scenario:
     links: int
     latency: float
     readers: tuple[str, ...]
+    kind: str = "sitemap"
+    """The endpoint: ``sitemap`` (``batch/scrape_sitemap/``) or ``scrape`` (``batch/scrape/``)."""
+    content_bytes: int = 0
+    """The ``content`` of each successful item of a scrape batch, in bytes."""
 
     @property
     def pages(self) -> int:
@@ -37,9 +42,10 @@ class Scenario:
 
     def describe(self) -> str:
         latency = f"{self.latency * 1000:g} ms a request" if self.latency else "no latency"
+        content = f"{self.content_bytes:,} bytes of content and " if self.content_bytes else ""
         return (
             f"{self.size:,} items, {self.pages:,} pages of {self.page_size:,}, "
-            f"{self.links} links an item, {latency}"
+            f"{content}{self.links} links an item, {latency}"
         )
 
 
@@ -52,7 +58,7 @@ _SCENARIOS: Final = (
         page_size=DEFAULT_PAGE_SIZE,
         links=3,
         latency=0.0,
-        readers=(SERVER, RAW, GENERATED, BLAT, BLAT_C8),
+        readers=(SERVER, FLOOR_C6, RAW, GENERATED, BLAT, BLAT_C8),
     ),
     Scenario(
         key="b",
@@ -103,6 +109,18 @@ _SCENARIOS: Final = (
         links=0,
         latency=0.0,
         readers=(RAW, BLAT),
+    ),
+    Scenario(
+        key="s",
+        title="Scrape: pages of 10 items of 50 KB content",
+        size=2_000,
+        smoke_size=100,
+        page_size=DEFAULT_PAGE_SIZE,
+        links=3,
+        latency=0.0,
+        readers=(RAW, GENERATED, BLAT),
+        kind="scrape",
+        content_bytes=50_000,
     ),
 )
 

@@ -38,7 +38,7 @@ class Case:
 
     def line(self) -> str:
         verdict = "PASS" if self.passed else "FAIL"
-        return f"| {self.name} | {self.requests} | {self.rule}: {self.allowed} | **{verdict}** |"
+        return f"| {self.name} | {self.requests} | {self.allowed} | **{verdict}** |"
 
 
 async def _read(client: BlatClient, batch_id: str, **kwargs: object) -> int:
@@ -58,12 +58,13 @@ async def _finished(server: FakeBlatServer) -> list[Case]:
                 await _read(client, batch.batch_id, concurrency=concurrency)
             pages = max(1, math.ceil(size / 10))
             name = f"finished, {size} items in pages of 10, concurrency={concurrency}"
-            cases.append(Case(name, len(server.requests), pages, "pages"))
+            cases.append(Case(name, len(server.requests), pages, "one request a page"))
     batch = server.add_batch(size=1_000)
     server.reset_requests()
     async with BlatClient(server.api_key, base_url=server.base_url) as client:
         await _read(client, batch.batch_id, start=42, stop=61)
-    cases.append(Case("start=42, stop=61, pages of 10", len(server.requests), 2, "pages covered"))
+    name = "start=42, stop=61, pages of 10"
+    cases.append(Case(name, len(server.requests), 2, "one request a page the slice covers"))
     return cases
 
 
@@ -103,7 +104,8 @@ async def _no_total() -> list[Case]:
             await _read(client, "b", concurrency=concurrency)
         # Ten pages with items, and the one that shows the end.
         name = f"no total, 95 items in pages of 10, concurrency={concurrency}"
-        cases.append(Case(name, len(asked), 11 + concurrency - 1, "pages + 1 + (concurrency - 1)"))
+        rule = "the pages with items, the empty page after them, and concurrency - 1 more"
+        cases.append(Case(name, len(asked), 11 + concurrency - 1, rule))
     return cases
 
 
@@ -121,8 +123,8 @@ async def _follow(server: FakeBlatServer) -> list[Case]:
             # Each page handed out holds items no page before it had.
             with_items = len([page async for page in pages])
         polls = math.ceil((time.monotonic() - started) / poll)
-        name = f"follow, 60 jobs at 60 a second, poll 50 ms, concurrency={concurrency}"
-        rule = f"{polls} polls + {with_items} pages with items"
+        name = f"follow, 60 jobs at 60/s, poll 50 ms, concurrency={concurrency}"
+        rule = "one request a poll interval of the read's time, and one a page with items"
         cases.append(Case(name, len(server.requests), polls + with_items, rule))
     return cases
 
@@ -140,7 +142,7 @@ async def _failing(server: FakeBlatServer) -> list[Case]:
         server.clear_faults()
         attempts = sum(1 for r in server.requests if r.from_ == 50)
         name = f"from=50 always fails, max_retries=2, concurrency={concurrency}"
-        cases.append(Case(name, attempts, 3, "max_retries + 1 attempts at it"))
+        cases.append(Case(name, attempts, 3, "max_retries + 1 attempts at the offset that fails"))
     return cases
 
 
@@ -156,6 +158,11 @@ async def _all() -> list[Case]:
 def waste_table() -> tuple[list[str], bool]:
     """The table of the cases, and whether every one kept to its rule."""
     cases = asyncio.run(_all())
-    lines = ["| case | requests | at most | result |", "| --- | ---: | --- | --- |"]
+    lines = ["| case | requests | at most | result |", "| --- | ---: | ---: | --- |"]
     lines += [case.line() for case in cases]
+    # Each kind of case, named by the start of its cases' names, and its bound.
+    rules = {case.name.split(",")[0]: case.rule for case in cases}
+    lines += ["", "At most:", ""]
+    lines += [f"- {kind}: {rule};" for kind, rule in rules.items()]
+    lines[-1] = lines[-1].removesuffix(";") + "."
     return lines, all(case.passed for case in cases)

@@ -1,5 +1,8 @@
 """The benchmark's server process: `blat_async.testing.FakeBlatServer` with one batch.
 
+The batch is a sitemap batch, or with ``--kind=scrape`` a scrape batch whose
+items carry ``--content-bytes`` of content.
+
 ``run.py`` starts it with the batch's shape, reads one JSON line with the
 address, then talks to it over stdin, one command a line:
 
@@ -42,6 +45,15 @@ def _parse_args() -> argparse.Namespace:
     parser.add_argument("--page-size", type=int, required=True)
     parser.add_argument("--links", type=int, required=True, help="links per item")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds per request")
+    parser.add_argument(
+        "--kind",
+        choices=("sitemap", "scrape"),
+        default="sitemap",
+        help="the endpoint that serves the batch",
+    )
+    parser.add_argument(
+        "--content-bytes", type=int, default=0, help="content of each scrape item, in bytes"
+    )
     parser.add_argument(
         "--loop",
         choices=("auto", "uvloop", "asyncio"),
@@ -128,7 +140,9 @@ async def _serve(args: argparse.Namespace, loop_name: str) -> None:
             BATCH_ID,
             args.size,
             page_size=args.page_size,
+            kind=args.kind,
             links_per_job=args.links,
+            content_bytes=args.content_bytes if args.kind == "scrape" else None,
             latency=args.latency,
             failed=0.05,
             preencode=True,

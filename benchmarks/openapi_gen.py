@@ -1,10 +1,11 @@
 """Generate the comparison client from the API's OpenAPI spec, with openapi-python-client.
 
-The spec is the repository's contract, ``openapi/get-batch-scrape-sitemap.yaml``
-(the endpoint's OpenAPI document, as the API reference publishes it); the
-client is generated at benchmark time into a temporary folder and never
-committed. When the generator is missing or fails, `generate` says why
-instead of raising, and the benchmark skips that column.
+The specs are the repository's contracts, ``openapi/get-batch-scrape-sitemap.yaml``
+and ``openapi/get-batch-scrape.yaml`` (each endpoint's OpenAPI document, as the
+API reference publishes it); one client is generated from each, at benchmark
+time, into a temporary folder, and never committed. When the generator is
+missing or fails, `generate` says why instead of raising, and the benchmark
+skips that reader.
 """
 
 from __future__ import annotations
@@ -20,11 +21,16 @@ from pathlib import Path
 from typing import Final
 
 PACKAGE: Final = "blat_openapi_client"
+SCRAPE_PACKAGE: Final = "blat_openapi_scrape_client"
 ROOT: Final = Path(__file__).resolve().parent.parent
 CONTRACT: Final = ROOT / "openapi" / "get-batch-scrape-sitemap.yaml"
-# No post-hooks: the generator would otherwise run ruff over its output.
-_CONFIG: Final = f"package_name_override: {PACKAGE}\npost_hooks: []\n"
+SCRAPE_CONTRACT: Final = ROOT / "openapi" / "get-batch-scrape.yaml"
 _TIMEOUT: Final = 120.0
+
+
+def _config(package: str) -> str:
+    # No post-hooks: the generator would otherwise run ruff over its output.
+    return f"package_name_override: {package}\npost_hooks: []\n"
 
 
 def find_spec() -> Path | None:
@@ -50,6 +56,8 @@ class Generated:
     reason: str | None = None
     """Why the client could not be generated, when it could not."""
     version: str | None = None
+    scrape_reason: str | None = None
+    """Why the batch scrape client (`SCRAPE_PACKAGE`) could not be generated, when it could not."""
 
 
 def _version() -> str | None:
@@ -60,31 +68,22 @@ def _version() -> str | None:
         return None
 
 
-def generate(workdir: Path) -> Generated:
-    """Generate the client into ``workdir``; never raises for a missing or failing generator."""
-    command = _generator_command()
-    if command is None:
-        return Generated(None, "openapi-python-client is not installed (pip install it)")
-    # The generator may come from another environment on PATH; the client it
-    # writes runs here, and needs httpx here.
-    if importlib.util.find_spec("httpx") is None:
-        return Generated(None, "httpx, which the generated client needs, is not installed")
-    spec = find_spec()
-    if spec is None:
-        where = os.environ.get("BLAT_SPEC") or CONTRACT
-        return Generated(None, f"the OpenAPI document {where} was not found")
+def _generate_one(command: list[str], spec: Path, workdir: Path, package: str) -> str | None:
+    """Generate ``package`` from ``spec`` into ``workdir/generated``; return why not, if not."""
+    scratch = workdir / package
+    scratch.mkdir()
     try:
-        shutil.copyfile(spec, workdir / "spec.yaml")
+        shutil.copyfile(spec, scratch / "spec.yaml")
     except OSError as exc:
-        return Generated(None, f"could not read the spec: {exc}")
-    (workdir / "config.yaml").write_text(_CONFIG)
-    output = workdir / "generated" / PACKAGE
+        return f"could not read the spec: {exc}"
+    (scratch / "config.yaml").write_text(_config(package))
+    output = workdir / "generated" / package
     arguments = [
         "generate",
         "--path",
-        str(workdir / "spec.yaml"),
+        str(scratch / "spec.yaml"),
         "--config",
-        str(workdir / "config.yaml"),
+        str(scratch / "config.yaml"),
         "--meta",
         "none",
         "--output-path",
@@ -101,9 +100,34 @@ def generate(workdir: Path) -> Generated:
             check=False,
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
-        return Generated(None, f"openapi-python-client could not run: {exc}")
+        return f"openapi-python-client could not run: {exc}"
     if finished.returncode != 0 or not (output / "__init__.py").is_file():
         lines = (finished.stderr or finished.stdout).strip().splitlines()
         why = lines[-1] if lines else f"exit status {finished.returncode}"
-        return Generated(None, f"openapi-python-client failed: {why}")
-    return Generated(output.parent, version=_version())
+        return f"openapi-python-client failed: {why}"
+    return None
+
+
+def generate(workdir: Path) -> Generated:
+    """Generate both clients into ``workdir``; never raises for a missing or failing generator.
+
+    Without the sitemap client there is no generated reader at all; without
+    the scrape client (`Generated.scrape_reason` says why), only the scrape
+    scenario goes without one.
+    """
+    command = _generator_command()
+    if command is None:
+        return Generated(None, "openapi-python-client is not installed (pip install it)")
+    # The generator may come from another environment on PATH; the client it
+    # writes runs here, and needs httpx here.
+    if importlib.util.find_spec("httpx") is None:
+        return Generated(None, "httpx, which the generated client needs, is not installed")
+    spec = find_spec()
+    if spec is None:
+        where = os.environ.get("BLAT_SPEC") or CONTRACT
+        return Generated(None, f"the OpenAPI document {where} was not found")
+    reason = _generate_one(command, spec, workdir, PACKAGE)
+    if reason is not None:
+        return Generated(None, reason)
+    scrape_reason = _generate_one(command, SCRAPE_CONTRACT, workdir, SCRAPE_PACKAGE)
+    return Generated(workdir / "generated", version=_version(), scrape_reason=scrape_reason)

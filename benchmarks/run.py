@@ -4,15 +4,21 @@
     python benchmarks/run.py --smoke    # tiny sizes, 1 repetition: checks that every reader works
     python benchmarks/run.py --only a,c --repeat 3
     python benchmarks/run.py --profile b  # where blat_async's time goes in scenario (b)
+    python benchmarks/run.py --chart docs/img/benchmark.png  # also draw the speed-ups
 
 The scenarios, each a finished batch that reports its ``total``:
 
-* (a) CPU-bound: 40,000 items in pages of 10, 3 links an item, no latency;
+* (a) CPU-bound: 40,000 items in pages of 10, 3 links an item, no latency,
+  also read by a zero-waste reader with six requests in flight that decodes
+  nothing;
 * (b) big pages: 30,000 items in pages of 1,000, 20 links an item, no latency;
 * (c) latency-bound: 2,000 items in pages of 10 (200 pages), 20 ms a request;
 * (d) memory: 200,000 items in pages of 100, 20 links an item, streamed,
   and (d3) the same batch with 3 links an item;
-* (e) requests: 20,000 items in pages of 1,000, no links, no latency.
+* (e) requests: 20,000 items in pages of 1,000, no links, no latency;
+* (s) scrape: 2,000 items of 50,000 bytes of content and 3 links in pages of
+  10, no latency, from ``GET /batch/scrape/{id}``; the others read
+  ``GET /batch/scrape_sitemap/{id}``.
 
 For each scenario, the fake server (`blat_async.testing.FakeBlatServer`) runs
 in its own process on 127.0.0.1, on uvloop when it is installed (``--server-loop``
@@ -30,6 +36,10 @@ each read once in this process against servers on 127.0.0.1: finished
 batches of 0 to 200 items at concurrency 1 to 8, a slice, a batch without
 ``total``, a followed batch that grows, and an offset that always fails.
 
+``--chart PATH`` draws blat_async's speed-up over the raw loop in each
+scenario, and over the zero-waste reader in (a), with the targets as lines,
+into a PNG (matplotlib, from the ``bench`` extra, is needed then only).
+
 The exit status is 1 only when a reader crashed or read the wrong number of
 items or links; a missed target or a slow machine never fails the run. At
 ``--smoke`` sizes the time and memory targets are not judged at all.
@@ -38,7 +48,8 @@ items or links; a missed target or a slow machine never fails the run. At
 # The modules beside this one each do one job: _scenarios.py the scenarios,
 # _processes.py the server's and the readers' processes, _stats.py what a run
 # measured, _tables.py the tables, _targets.py the targets, _machine.py the
-# machine, _profile.py --profile, _waste.py the requests of the corner cases.
+# machine, _profile.py --profile, _waste.py the requests of the corner cases,
+# _chart.py --chart.
 
 from __future__ import annotations
 
@@ -76,6 +87,12 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         const="a",
         choices=keys,
         help="only profile blat_async in one scenario (default a) and print where the time goes",
+    )
+    parser.add_argument(
+        "--chart",
+        type=Path,
+        metavar="PNG",
+        help="draw blat_async's speed-ups and the targets into this PNG (needs matplotlib)",
     )
     parser.add_argument(
         "--server-loop",
@@ -135,6 +152,21 @@ def _structuring(smoke: bool, generated: Path | None) -> bool:
     return big is None or small is None
 
 
+def _chart(
+    all_runs: dict[str, dict[str, ReaderRuns]], chosen: list[Scenario], path: Path, title: str
+) -> None:
+    # Imported here: it imports matplotlib by name, which only --chart needs.
+    from _chart import bars, draw
+
+    found = bars(all_runs, {scenario.key: scenario for scenario in chosen})
+    why_not = draw(found, path, title)
+    if why_not is None:
+        print(f"Chart of the speed-ups written to {path}.")
+    else:
+        print(f"chart: SKIPPED: {why_not}")
+    print()
+
+
 def _print_targets(
     all_runs: dict[str, dict[str, ReaderRuns]], chosen: list[Scenario], smoke: bool
 ) -> None:
@@ -176,11 +208,14 @@ def _run(args: argparse.Namespace, chosen: list[Scenario], repeat: int) -> bool:
             print(
                 f"generated client: openapi-python-client {generated.version}, in a temp folder\n"
             )
+        if generated.folder is not None and generated.scrape_reason is not None:
+            print(f"generated client of batch scrapes: SKIPPED: {generated.scrape_reason}\n")
         for scenario in chosen:
             _log(f"scenario ({scenario.key}): {scenario.describe()}")
-            runs, server_loop = run_scenario(
-                scenario, repeat, generated.folder, _log, args.server_loop
-            )
+            folder = generated.folder
+            if scenario.kind == "scrape" and generated.scrape_reason is not None:
+                folder = None
+            runs, server_loop = run_scenario(scenario, repeat, folder, _log, args.server_loop)
             all_runs[scenario.key] = runs
             crashed = crashed or any(r.errors for r in runs.values())
             _print_scenario(scenario, runs, server_loop)
@@ -188,6 +223,10 @@ def _run(args: argparse.Namespace, chosen: list[Scenario], repeat: int) -> bool:
             crashed = _structuring(args.smoke, generated.folder) or crashed
     wasted = _waste() if not args.only else False
     _print_targets(all_runs, chosen, args.smoke)
+    if args.chart is not None:
+        title = "blat_async's defaults: speed-up over each reader, medians of "
+        title += f"{repeat} run(s)" + (" (smoke sizes)" if args.smoke else "")
+        _chart(all_runs, chosen, args.chart, title)
     if wasted:
         print("A read sent more requests than a corner case allows: see the table above.")
     return crashed
