@@ -324,6 +324,14 @@ class ReadPlan:
         self._front = Front.READING
         self._at_cursor = CursorPage.FULL
         self._repeats = RepeatGuard()
+        self._covered_to = start
+        """Every offset from the cursor up to this one is covered: the next walk starts here.
+
+        Coverage shrinks only where a page came back with another length than
+        its request asked for, which resets it to the cursor. A failure covers
+        what its request did; a failure the cursor passes leaves uncovered
+        only offsets from the cursor, which `next_offset` asks for first.
+        """
         if stop is not None and stop <= start:
             self.ended = ReadEnd.STOP
 
@@ -419,13 +427,17 @@ class ReadPlan:
 
     def _first_uncovered(self, bound: int | None) -> int | None:
         """The first offset from the cursor that no request or page covers, below ``bound``."""
-        offset = self.cursor
+        # Resumed where the last walk stopped, not at the cursor: each call
+        # then looks at the span it last asked for and the one past it, not
+        # at the whole window again.
+        offset = max(self.cursor, self._covered_to)
         while bound is None or offset < bound:
             end = self._span_end(offset)
             if end is None:
-                return offset
+                break
             offset = end  # an empty page ends no span: it is in the bound instead
-        return None
+        self._covered_to = offset
+        return offset if bound is None or offset < bound else None
 
     def _span_end(self, offset: int) -> int | None:
         """The end of what a request, a page or a failure covers from ``offset``; ``None``: nothing.
@@ -467,6 +479,8 @@ class ReadPlan:
     def arrived(self, offset: int, page: _Page, *, size: int = 0) -> None:
         """Record the page fetched at ``offset``, whose body was ``size`` bytes long."""
         sent = self._requests.pop(offset)
+        if offset + len(page.data) != sent.end:
+            self._covered_to = self.cursor  # a gap, or an overlap: walk again from the cursor
         self._sizes.note_body(size)
         if self.ended is not None or self._buffer.error is not None:
             return

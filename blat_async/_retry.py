@@ -182,6 +182,11 @@ class RatePause:
     def __init__(self) -> None:
         self._resume_at = 0.0
 
+    @property
+    def ever(self) -> bool:
+        """Whether a 429 ever paused this client: until then, `wait` has nothing to wait for."""
+        return self._resume_at != 0.0
+
     async def wait(self) -> None:
         """Sleep until the pause, if any, is over."""
         loop = asyncio.get_running_loop()

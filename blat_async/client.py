@@ -7,7 +7,7 @@ import copy
 import functools
 import os
 import random
-from collections.abc import AsyncGenerator, Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Coroutine, Mapping
 from types import TracebackType
 from typing import Any, Self, cast
 
@@ -77,7 +77,12 @@ class _Shared:
             # The pool holds as many connections as the client has slots, so
             # that no request waits for a connection while its timeout runs.
             connector = aiohttp.TCPConnector(limit=self.max_in_flight)
-            self.session = aiohttp.ClientSession(connector=connector)
+            # The API authenticates by header: a cookie a server or a proxy
+            # sets is neither kept nor sent back, and no request pays for
+            # looking cookies up.
+            self.session = aiohttp.ClientSession(
+                connector=connector, cookie_jar=aiohttp.DummyCookieJar()
+            )
         elif self.session.closed:
             raise BlatError("the aiohttp session given to BlatClient has been closed")
         return self.session
@@ -365,9 +370,13 @@ class BlatClient:
         fetched = await self._fetch(endpoint, url, RequestHooks())
         return cast(PageT, fetched.page)  # the page `endpoint` decoded
 
-    async def _fetch(self, endpoint: Endpoint[Any], url: URL, hooks: RequestHooks) -> Fetched:
+    def _fetch(
+        self, endpoint: Endpoint[Any], url: URL, hooks: RequestHooks
+    ) -> Coroutine[Any, Any, Fetched]:
         """Fetch and decode a page, retrying what the policy allows; the last error is raised."""
-        return await retrying(
+        # Returns the retry loop's coroutine rather than awaiting it: one
+        # frame less for each of a request's many resumes.
+        return retrying(
             functools.partial(self._attempt, endpoint, url, hooks.on_answer),
             self._retry,
             self._shared.pause,
@@ -385,7 +394,9 @@ class BlatClient:
         async with self._shared.slots:
             # Waited here, with the slot held: a request that was waiting for
             # a slot when another one got a 429 waits out the pause too.
-            await self._shared.pause.wait()
+            # Skipped, await and all, by a client that never saw a 429.
+            if self._shared.pause.ever:
+                await self._shared.pause.wait()
             logger.debug("GET %s", url)
             response = await send(session, url, self._request, max_bytes=limit, on_answer=on_answer)
         return Fetched(self._decode(endpoint, response, str(url)), len(response.body))
@@ -586,8 +597,8 @@ class BlatClient:
         if progress is not None and not isinstance(progress, ReadProgress):
             raise TypeError(f"progress must be a ReadProgress, got {type(progress).__name__}")
 
-        async def fetch(offset: int, hooks: RequestHooks) -> Fetched:
-            return await self._fetch(read.endpoint, read.path.url(offset), hooks)
+        def fetch(offset: int, hooks: RequestHooks) -> Coroutine[Any, Any, Fetched]:
+            return self._fetch(read.endpoint, read.path.url(offset), hooks)
 
         shared = self._shared
         return ReadAhead(

@@ -128,6 +128,25 @@ async def test_a_redirect_to_another_origin_is_not_followed(serve: Any) -> None:
     assert other.seen == []
 
 
+async def test_a_cookie_the_server_sets_is_never_sent_back(serve: Any) -> None:
+    def setting_a_cookie(handle: Handler) -> Handler:
+        async def answer(request: web.Request) -> web.StreamResponse:
+            response = await handle(request)
+            response.set_cookie("lb", "sticky-1")
+            return response
+
+        return answer
+
+    server = await serve(setting_a_cookie(batch_handler(30)))
+    # By name: aiohttp's own jar keeps no cookie of an IP address.
+    base_url = server.base_url.replace("127.0.0.1", "localhost")
+    async with BlatClient(API_KEY, base_url=base_url, concurrency=1) as c:
+        items = [item async for item in c.iter_batch_scrape_sitemap("b1")]
+    assert len(items) == 30
+    assert len(server.seen) == 3
+    assert [request.headers.get("Cookie") for request in server.seen] == [None] * 3
+
+
 async def test_a_connection_dropped_mid_body_is_a_connection_error(serve: Any) -> None:
     async def drop(request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "application/json"})
