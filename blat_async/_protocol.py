@@ -211,7 +211,7 @@ def _excerpt(body: bytes) -> str | None:
 
 
 def error_from_response(
-    status: int, headers: Mapping[str, str], body: bytes, *, url: str | None = None
+    status: int, headers: Mapping[str, str], body: bytes, *, url: str | URL | None = None
 ) -> APIStatusError:
     """Build the typed error for a response that is not a success.
 
@@ -246,7 +246,7 @@ def error_from_response(
         details=details,
         body=excerpt,
         retry_after=parse_retry_after(headers.get("Retry-After")),
-        url=url,
+        url=_text(url),
     )
 
 
@@ -256,7 +256,7 @@ _GC_PAUSE_BYTES: Final = 64 * 1024
 
 @overload
 def decode_page_response(
-    status: int, headers: Mapping[str, str], body: bytes, *, url: str | None = None
+    status: int, headers: Mapping[str, str], body: bytes, *, url: str | URL | None = None
 ) -> BatchScrapeSitemapStatusResponse: ...
 @overload
 def decode_page_response(
@@ -264,7 +264,7 @@ def decode_page_response(
     headers: Mapping[str, str],
     body: bytes,
     *,
-    url: str | None = None,
+    url: str | URL | None = None,
     endpoint: Endpoint[PageT],
 ) -> PageT: ...
 def decode_page_response(
@@ -272,12 +272,13 @@ def decode_page_response(
     headers: Mapping[str, str],
     body: bytes,
     *,
-    url: str | None = None,
+    url: str | URL | None = None,
     endpoint: Endpoint[Any] = SITEMAP,
 ) -> Any:
     """Turn a response into a page of ``endpoint`` (the batch sitemap endpoint's by default).
 
-    Raises the typed error the response stands for when it is not a page.
+    Raises the typed error the response stands for when it is not a page. The
+    ``url`` the errors name is made text only when one is raised.
     """
     if not 200 <= status < 300:
         raise error_from_response(status, headers, body, url=url)
@@ -295,13 +296,16 @@ def decode_page_response(
         gc.enable()
 
 
-def _decode(endpoint: Endpoint[PageT], status: int, body: bytes, url: str | None) -> PageT:
+def _decode(endpoint: Endpoint[PageT], status: int, body: bytes, url: str | URL | None) -> PageT:
     try:
         decoded = loads(body)
     except (ValueError, RecursionError) as exc:
         excerpt = _excerpt(body)
         raise ResponseValidationError(
-            f"HTTP {status} body is not JSON: {excerpt!r}", status=status, url=url, decodable=False
+            f"HTTP {status} body is not JSON: {excerpt!r}",
+            status=status,
+            url=_text(url),
+            decodable=False,
         ) from exc
     problem: StructureError
     try:
@@ -321,5 +325,10 @@ def _decode(endpoint: Endpoint[PageT], status: int, body: bytes, url: str | None
         f"HTTP {status} body does not fit the {endpoint.name} schema at {where}: {problem.problem}",
         path=problem.path,
         status=status,
-        url=url,
+        url=_text(url),
     ) from problem
+
+
+def _text(url: str | URL | None) -> str | None:
+    """The URL an error names, as text."""
+    return None if url is None else str(url)

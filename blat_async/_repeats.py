@@ -67,10 +67,14 @@ class RepeatGuard:
             for item in items
         ]
         recent = self._recent
-        # One pass in C for the usual page, whose ids are all new.
+        # One pass in C for the usual page, whose ids are all new and distinct.
         new = len(keys) if recent.keys().isdisjoint(keys) else self._first_seen(keys)
-        # The first offset of each id: zipped backwards, the earliest wins.
-        ids = dict(zip(reversed(keys[:new]), range(offset + new - 1, offset - 1, -1), strict=True))
+        ids = dict(zip(keys[:new], range(offset, offset + new), strict=True))
+        if len(ids) != new:
+            # An id twice in the page: its first offset is the one to name,
+            # and zipped backwards, the earliest wins.
+            ends = range(offset + new - 1, offset - 1, -1)
+            ids = dict(zip(reversed(keys[:new]), ends, strict=True))
         ids.pop(None, None)
         recent.update(cast("dict[str, int]", ids))
         if len(recent) > 2 * _RECENT_JOB_IDS:

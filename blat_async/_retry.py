@@ -104,7 +104,7 @@ async def retrying(
     policy: RetryPolicy,
     pause: RatePause,
     *,
-    what: str,
+    url: object,
     rng: random.Random | None = None,
     on_rate_limit: Callable[[], None] | None = None,
 ) -> _T:
@@ -113,8 +113,8 @@ async def retrying(
     The retries are counted here, one budget per call: ``max_retries``
     retries after the first attempt. A 429 extends the client's ``pause``,
     which ``attempt`` waits out once it holds its slot, and calls
-    ``on_rate_limit``. Each retry is logged at INFO, naming ``what``
-    (``GET <url>``) once.
+    ``on_rate_limit``. Each retry is logged at INFO, naming the request
+    (``GET <url>``) once; ``url`` becomes text only then.
     """
     retry = 0
     while True:
@@ -132,6 +132,7 @@ async def retrying(
             if on_rate_limit is not None:
                 on_rate_limit()
         retry += 1
+        what = f"GET {url}"
         logger.info(
             "retry %d of %d for %s in %.2f s: %s",
             retry,

@@ -154,8 +154,14 @@ def without_key(error: BaseException) -> BaseException:
 
 async def read_body(response: aiohttp.ClientResponse, limit: int, url: URL) -> bytes:
     """Read a whole body, decompressed, refusing one over ``limit`` bytes."""
-    if response.content_length is not None and response.content_length > limit:
+    length = response.content_length
+    if length is not None and length > limit:
         raise ResponseTooLargeError(limit, url=str(url))
+    if length is not None and "Content-Encoding" not in response.headers:
+        # Read whole at once: the parser stops at the announced length, which
+        # is within the limit, and nothing inflates it (aiohttp refuses an
+        # answer that announces a length and is chunked too).
+        return await response.read()
     chunks = []
     size = 0
     # aiohttp inflates a compressed body a bounded piece at a time, so a

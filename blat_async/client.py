@@ -380,7 +380,7 @@ class BlatClient:
             functools.partial(self._attempt, endpoint, url, hooks.on_answer),
             self._retry,
             self._shared.pause,
-            what=f"GET {url}",
+            url=url,
             rng=self._shared.rng,
             on_rate_limit=hooks.on_rate_limit,
         )
@@ -399,9 +399,9 @@ class BlatClient:
                 await self._shared.pause.wait()
             logger.debug("GET %s", url)
             response = await send(session, url, self._request, max_bytes=limit, on_answer=on_answer)
-        return Fetched(self._decode(endpoint, response, str(url)), len(response.body))
+        return Fetched(self._decode(endpoint, response, url), len(response.body))
 
-    def _decode(self, endpoint: Endpoint[PageT], response: Response, url: str) -> PageT:
+    def _decode(self, endpoint: Endpoint[PageT], response: Response, url: URL) -> PageT:
         """Decode a response; an error built from a body that echoes the key is never raised.
 
         The error is built again from the body with the key taken out, outside

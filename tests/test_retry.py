@@ -344,11 +344,11 @@ async def test_each_call_of_the_retry_loop_has_its_own_budget() -> None:
     policy = RetryPolicy(max_retries=2, initial_delay=0, max_delay=0)
     for _ in range(2):  # a second call starts with a whole budget again
         calls, attempt = _failing([_status(500)] * 2)
-        assert await retrying(attempt, policy, RatePause(), what="GET u") == "ok"
+        assert await retrying(attempt, policy, RatePause(), url="u") == "ok"
         assert len(calls) == 3
     calls, attempt = _failing([_status(500)] * 3)
     with pytest.raises(APIStatusError):
-        await retrying(attempt, policy, RatePause(), what="GET u")
+        await retrying(attempt, policy, RatePause(), url="u")
     assert len(calls) == 3
 
 
@@ -356,7 +356,7 @@ async def test_an_error_given_up_on_has_no_other_error_chained() -> None:
     policy = RetryPolicy(max_retries=1, initial_delay=0, max_delay=0)
     _calls, attempt = _failing([_status(503), _status(500)])
     with pytest.raises(APIStatusError) as caught:
-        await retrying(attempt, policy, RatePause(), what="GET u")
+        await retrying(attempt, policy, RatePause(), url="u")
     assert caught.value.status == 500
     assert caught.value.__context__ is None
     assert caught.value.__cause__ is None
@@ -367,7 +367,7 @@ async def test_a_retry_after_longer_than_allowed_says_so_and_how_to_allow_it() -
     error = RateLimitError(429, code="RATE", retry_after=120, url="http://x/b?from=0")
     _calls, attempt = _failing([error])
     with pytest.raises(RateLimitError) as caught:
-        await retrying(attempt, policy, RatePause(), what="GET http://x/b?from=0")
+        await retrying(attempt, policy, RatePause(), url="http://x/b?from=0")
     text = str(caught.value)
     assert "wait 120 s" in text
     assert "max_retry_after=60 s" in text
@@ -384,7 +384,7 @@ async def test_a_429_given_up_for_its_budget_is_raised_as_it_came() -> None:
     error = RateLimitError(429, retry_after=120)
     _calls, attempt = _failing([error])
     with pytest.raises(RateLimitError) as caught:
-        await retrying(attempt, policy, RatePause(), what="GET u")
+        await retrying(attempt, policy, RatePause(), url="u")
     assert caught.value is error
 
 
@@ -393,7 +393,7 @@ async def test_a_retry_log_line_names_the_url_once(caplog: pytest.LogCaptureFixt
     url = "http://x/batch/scrape/b?from=10"
     _calls, attempt = _failing([status_error_class(503)(503, url=url)])
     with caplog.at_level(logging.INFO, logger="blat_async"):
-        await retrying(attempt, policy, RatePause(), what=f"GET {url}")
+        await retrying(attempt, policy, RatePause(), url=url)
     [line] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("retry")]
     assert line.count(url) == 1, line
     assert line == f"retry 1 of 1 for GET {url} in 0.00 s: HTTP 503"
