@@ -77,9 +77,8 @@ class _Shared:
             # The pool holds as many connections as the client has slots, so
             # that no request waits for a connection while its timeout runs.
             connector = aiohttp.TCPConnector(limit=self.max_in_flight)
-            # The API authenticates by header: a cookie a server or a proxy
-            # sets is neither kept nor sent back, and no request pays for
-            # looking cookies up.
+            # The API authenticates by header: a cookie that a server or a
+            # proxy sets is neither kept nor sent back.
             self.session = aiohttp.ClientSession(
                 connector=connector, cookie_jar=aiohttp.DummyCookieJar()
             )
