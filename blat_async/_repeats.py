@@ -44,53 +44,67 @@ class RepeatGuard:
         them, the `PaginationError` that the rest stand for. ``bounded``
         says whether the batch's ``total`` bounds the read.
         """
-        if items == self._last_data:
-            # A page equal to the one before is a server ignoring `from`,
-            # unless all its items are alike (one failed job after another,
-            # with no metadata): those may follow each other. Only without a
-            # `total`, which would end the read, is a long run of them taken
-            # for a server ignoring `from` with no job ids, a read that would
-            # never end.
-            self._repeats += 1
-            uniform = items.count(items[0]) == len(items)
-            if not uniform or (not bounded and self._repeats >= _UNIFORM_REPEATS):
-                return 0, PaginationError(
-                    f"the page at from={offset} repeats the {len(items)} items delivered at "
-                    f"from={self._last_offset}; the server seems to ignore `from`"
-                )
-        else:
-            self._repeats = 0
+        repeat = self._page_repeat(offset, items, bounded=bounded)
+        if repeat is not None:
+            return 0, repeat
         # Both batch endpoints' items carry ``metadata.job_id``; an item of an
         # endpoint without one has no id, and is judged by the page check above.
         keys = [
             None if (m := getattr(item, "metadata", None)) is None else (m.job_id or None)
             for item in items
         ]
-        recent = self._recent
-        # One pass in C for the usual page, whose ids are all new and distinct.
-        new = len(keys) if recent.keys().isdisjoint(keys) else self._first_seen(keys)
-        ids = dict(zip(keys[:new], range(offset, offset + new), strict=True))
-        if len(ids) != new:
+        # One pass in C for the usual page, whose ids are all new.
+        new = len(keys) if self._recent.keys().isdisjoint(keys) else self._first_seen(keys)
+        error = None
+        if new < len(keys):
+            # Looked up before `_remember`, which may forget the oldest ids.
+            key = cast("str", keys[new])
+            error = PaginationError(
+                f"job {key!r} at offset {offset + new} was already delivered at offset "
+                f"{self._recent[key]}; the server repeats items, so the read stops rather "
+                "than yield one twice"
+            )
+        self._remember(offset, keys[:new])
+        self._last_data = items
+        self._last_offset = offset
+        return new, error
+
+    def _page_repeat(
+        self, offset: int, items: Sequence[Any], *, bounded: bool
+    ) -> PaginationError | None:
+        """The error of a page equal to the one before, when it stands for a repeat."""
+        if items != self._last_data:
+            self._repeats = 0
+            return None
+        # A page equal to the one before is a server ignoring `from`, unless
+        # all its items are alike (one failed job after another, with no
+        # metadata): those may follow each other. Only without a `total`,
+        # which would end the read, is a long run of them taken for a server
+        # ignoring `from` with no job ids, a read that would never end.
+        self._repeats += 1
+        uniform = items.count(items[0]) == len(items)
+        if uniform and (bounded or self._repeats < _UNIFORM_REPEATS):
+            return None
+        return PaginationError(
+            f"the page at from={offset} repeats the {len(items)} items delivered at "
+            f"from={self._last_offset}; the server seems to ignore `from`"
+        )
+
+    def _remember(self, offset: int, keys: list[str | None]) -> None:
+        """Remember the first offset of each id in ``keys``: the items' ids from ``offset`` on."""
+        ids = dict(zip(keys, range(offset, offset + len(keys)), strict=True))
+        if len(ids) != len(keys):
             # An id twice in the page: its first offset is the one to name,
             # and zipped backwards, the earliest wins.
-            ends = range(offset + new - 1, offset - 1, -1)
-            ids = dict(zip(reversed(keys[:new]), ends, strict=True))
+            ends = range(offset + len(keys) - 1, offset - 1, -1)
+            ids = dict(zip(reversed(keys), ends, strict=True))
         ids.pop(None, None)
+        recent = self._recent
         recent.update(cast("dict[str, int]", ids))
         if len(recent) > 2 * _RECENT_JOB_IDS:
             # Dicts keep insertion order, and no id is inserted twice: the
             # first ones are the oldest.
             self._recent = dict(islice(recent.items(), len(recent) - _RECENT_JOB_IDS, None))
-        self._last_data = items
-        self._last_offset = offset
-        if new == len(keys):
-            return new, None
-        key = cast("str", keys[new])
-        return new, PaginationError(
-            f"job {key!r} at offset {offset + new} was already delivered at offset "
-            f"{recent[key]}; the server repeats items, so the read stops rather than "
-            "yield one twice"
-        )
 
     def _first_seen(self, keys: list[str | None]) -> int:
         """The index of the first key that an earlier page delivered."""

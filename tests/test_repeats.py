@@ -140,6 +140,19 @@ def test_a_repeat_of_any_of_the_last_2048_job_ids_is_caught() -> None:
     assert "job 'job-7952' at offset 10001" in str(error)
 
 
+def test_a_repeat_on_the_page_that_makes_the_guard_forget_still_names_its_offset() -> None:
+    guard = RepeatGuard()
+    for start in range(0, 4096, 8):
+        guard.check(start, _items(range(start, start + 8)), bounded=True)
+
+    # job-4096 is the id that makes the guard forget its oldest half, job-0
+    # among them; the repeat of job-0 right after it is still named.
+    new, error = guard.check(4096, _items([4096, 0]), bounded=True)
+
+    assert new == 1
+    assert "job 'job-0' at offset 4097 was already delivered at offset 0" in str(error)
+
+
 def test_the_memory_of_job_ids_stays_bounded() -> None:
     guard = RepeatGuard()
     _read(guard, 0, 50_000)
