@@ -42,16 +42,6 @@ READ_AHEAD_PAGES_PER_REQUEST: Final = 2
 Counting those in flight, those buffered, and the one being handed out.
 """
 
-READ_AHEAD_BYTES: Final = 2 * 1024 * 1024
-"""The page bodies, in bytes, a read may hold at once; it never holds fewer than two pages.
-
-Measured on the largest body the read has received. Pages of 10 items keep
-the whole window (a 10-item page of 20 links a job is about 10 KB); pages of
-1,000 items of 20 links (about 1 MB each, several MB once decoded) are read
-one page ahead, which keeps a read's memory close to a loop that reads one
-page at a time.
-"""
-
 DEFAULT_MAX_IN_FLIGHT: Final = 64
 """Requests a client keeps in flight across all its reads.
 
