@@ -50,14 +50,6 @@ A crawler that reads fifty batches at once at ``concurrency=6`` would want
 the client's connection pool is sized to match.
 """
 
-DEFAULT_MAX_RESPONSE_BYTES: Final = 16 * 1024 * 1024
-"""The largest body a client reads, after decompression.
-
-A page of 1,000 items of 20 links is about 1 MB: sixteen times that is
-generous, and a server that sends more (or a small body that inflates to
-gigabytes) cannot exhaust the memory of the application.
-"""
-
 DEFAULT_MAX_RETRIES: Final = 3
 """Retries after a request's first attempt (`RetryPolicy.max_retries`)."""
 
