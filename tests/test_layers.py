@@ -191,3 +191,21 @@ def test_the_lazy_names_the_type_checking_imports_and_all_agree() -> None:
     assert type_checking_imports() == lazy
     assert set(blat_async.__all__) == set(lazy) - FORMER_NAMES | {"__version__"}
     assert set(lazy) >= FORMER_NAMES
+
+
+def test_every_default_is_used_by_the_package() -> None:
+    """A constant of ``_defaults.py`` that no module reads says what the code does not do."""
+    source = (ROOT / "blat_async" / "_defaults.py").read_text()
+    names = [
+        target.id
+        for node in ast.parse(source).body
+        if isinstance(node, ast.AnnAssign) and isinstance(target := node.target, ast.Name)
+    ]
+    users = [
+        path.read_text()
+        for path in (ROOT / "blat_async").rglob("*.py")
+        if path.name != "_defaults.py"
+    ]
+    unused = [name for name in names if not any(name in text for text in users)]
+    assert names
+    assert unused == []
