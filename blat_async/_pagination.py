@@ -428,8 +428,9 @@ class ReadPlan:
     def _first_uncovered(self, bound: int | None) -> int | None:
         """The first offset from the cursor that no request or page covers, below ``bound``."""
         # Resumed where the last walk stopped, not at the cursor: each call
-        # then looks at the span it last asked for and the one past it, not
-        # at the whole window again.
+        # steps over the span it last asked for, not over every span of the
+        # window again. Where it stops, `_span_end` still looks inside each
+        # request and page held, once.
         offset = max(self.cursor, self._covered_to)
         while bound is None or offset < bound:
             end = self._span_end(offset)
