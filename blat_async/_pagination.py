@@ -66,7 +66,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
-from typing import Any, Final, Protocol
+from typing import Any, Final, NamedTuple, Protocol
 
 import attrs
 
@@ -206,8 +206,7 @@ class CursorPage(enum.Enum):
     """A page with no new items."""
 
 
-@attrs.frozen
-class _Sent:
+class _Sent(NamedTuple):
     """A request in flight."""
 
     end: int
@@ -218,42 +217,39 @@ class _Sent:
     """The batch's ``total`` that the read knew when it was sent."""
 
 
-class InFlight:
-    """A read's requests in flight, by offset, and how many it has sent."""
+class InFlight(dict[int, _Sent]):
+    """A read's requests in flight, by offset, and how many it has sent.
 
-    __slots__ = ("_requests", "_sent")
+    A dict of offset to `_Sent`, so that counting and taking out a request
+    (`len`, `pop`) are the dict's own.
+    """
+
+    __slots__ = ("_sent",)
 
     def __init__(self) -> None:
-        self._requests: dict[int, _Sent] = {}
+        super().__init__()
         self._sent = 0
-
-    def __len__(self) -> int:
-        return len(self._requests)
 
     def send(self, offset: int, end: int, total: int | None) -> None:
         """Count the request at ``offset``, asking for items up to ``end``, in flight."""
         self._sent += 1
-        self._requests[offset] = _Sent(end, self._sent, total)
-
-    def pop(self, offset: int) -> _Sent:
-        """Take the request at ``offset`` out of flight."""
-        return self._requests.pop(offset)
+        self[offset] = _Sent(end, self._sent, total)
 
     def span_end(self, offset: int) -> int | None:
         """The end of the page the request at ``offset`` asks for; ``None``: no request there."""
-        sent = self._requests.get(offset)
+        sent = self.get(offset)
         return None if sent is None else sent.end
 
     def inner_span_end(self, offset: int) -> int | None:
         """The furthest end of the requests that start before ``offset`` and cover it."""
-        ends = [s.end for o, s in self._requests.items() if o < offset < s.end]
+        ends = [s.end for o, s in self.items() if o < offset < s.end]
         return max(ends, default=None)
 
 
 class PageSize:
     """The page size a read infers from its pages, and the window their bodies leave."""
 
-    __slots__ = ("_largest_body", "_trusted", "size", "window", "window_bytes")
+    __slots__ = ("_largest_body", "_trusted", "_window_now", "size", "window", "window_bytes")
 
     def __init__(self, window: int, window_bytes: int | None) -> None:
         self.window: Final = window
@@ -265,10 +261,15 @@ class PageSize:
         self._trusted = False
         """Whether a page stopped short of items known to exist, showing the page size."""
         self._largest_body = 0
+        self._window_now = window
+        """`effective_window`, worked out again only when the largest body grows."""
 
     def note_body(self, size: int) -> None:
         """Take in the length in bytes of a page's body."""
-        self._largest_body = max(self._largest_body, size)
+        if size > self._largest_body:
+            self._largest_body = size
+            if self.window_bytes is not None:
+                self._window_now = max(2, min(self.window, self.window_bytes // size))
 
     def note(self, offset: int, count: int, known_end: int | None) -> bool:
         """Take in a page of ``count`` items at ``offset``; return whether it was full.
@@ -280,14 +281,13 @@ class PageSize:
         if known_end is None or offset + count < known_end:
             # The page stopped short of items that exist: it shows the page size.
             self._trusted = True
-        self.size = max(self.size or 0, count)
+        if self.size is None or count > self.size:
+            self.size = count
         return self._trusted and count >= self.size
 
     def effective_window(self) -> int:
         """The page window, lowered so that the pages held fit in ``window_bytes``."""
-        if self.window_bytes is None or not self._largest_body:
-            return self.window
-        return max(2, min(self.window, self.window_bytes // self._largest_body))
+        return self._window_now
 
 
 class ReadPlan:
@@ -324,6 +324,8 @@ class ReadPlan:
         self._front = Front.READING
         self._at_cursor = CursorPage.FULL
         self._repeats = RepeatGuard()
+        self._reach = start
+        """No request, page or failure the read holds covers this offset or any past it."""
         self._covered_to = start
         """Every offset from the cursor up to this one is covered: the next walk starts here.
 
@@ -421,9 +423,13 @@ class ReadPlan:
         That is ``stop``, the end of what is known to exist, or the offset of
         an empty page that arrived (nothing is known past it).
         """
-        ends = [end for end in (self.stop, self.batch.known_end()) if end is not None]
-        ends += self._buffer.empty_offsets()
-        return min(ends) if ends else None
+        bound = self.batch.known_end()
+        if self.stop is not None and (bound is None or self.stop < bound):
+            bound = self.stop
+        empty = self._buffer.empty_offsets()
+        if empty and (bound is None or min(empty) < bound):
+            bound = min(empty)
+        return bound
 
     def _first_uncovered(self, bound: int | None) -> int | None:
         """The first offset from the cursor that no request or page covers, below ``bound``."""
@@ -448,7 +454,7 @@ class ReadPlan:
         end = self._requests.span_end(offset)
         if end is None:
             end = self._buffer.span_end(offset)
-        if end is not None:
+        if end is not None or offset >= self._reach:
             return end
         # Off the page grid (a gap, or pages of uneven length): look inside each
         # span. A failed request covers only its own offset.
@@ -456,7 +462,9 @@ class ReadPlan:
         return max((end for end in inner if end is not None), default=None)
 
     def _send(self, offset: int) -> int:
-        self._requests.send(offset, offset + (self._sizes.size or 1), self.batch.total)
+        end = offset + (self._sizes.size or 1)
+        self._requests.send(offset, end, self.batch.total)
+        self._reach = max(self._reach, end)
         return offset
 
     def poll(self) -> None:
@@ -500,6 +508,7 @@ class ReadPlan:
             full = self._sizes.note(offset, count, self.batch.known_end())
             if offset + count > self.cursor:
                 self._buffer.keep(offset, page, full=full)
+                self._reach = max(self._reach, offset + count)
         elif offset == self.cursor or (offset > self.cursor and not self.follow):
             # The end of the batch when the read reaches it.
             self._buffer.keep_end(offset, page)

@@ -40,11 +40,13 @@ class ReorderBuffer:
     queue with `next_delivery` and returns with `handed_out`.
     """
 
-    __slots__ = ("_failed", "_handing_out", "_out", "_ready", "error")
+    __slots__ = ("_empty", "_failed", "_handing_out", "_out", "_ready", "error")
 
     def __init__(self) -> None:
         self._ready: dict[int, tuple[_Page, bool]] = {}
         """Pages arrived but not handed out, by offset, with whether each was full."""
+        self._empty: set[int] = set()
+        """The offsets of the empty pages in ``_ready``."""
         self._failed: dict[int, tuple[int, BlatError]] = {}
         """Offsets whose request gave up: the end of the page asked for, and the error."""
         self._out: deque[Delivery] = deque()
@@ -78,10 +80,14 @@ class ReorderBuffer:
     def keep(self, offset: int, page: _Page, *, full: bool) -> None:
         """Hold the page fetched at ``offset`` until the cursor reaches it."""
         self._ready[offset] = (page, full)
+        if self._empty:
+            self._empty.discard(offset)
 
     def keep_end(self, offset: int, page: _Page) -> None:
         """Hold the empty page fetched at ``offset``, unless a page is held there already."""
-        self._ready.setdefault(offset, (page, False))
+        if offset not in self._ready:
+            self._ready[offset] = (page, False)
+            self._empty.add(offset)
 
     def fail(self, offset: int, end: int, error: BlatError) -> None:
         """Hold the failure of the request at ``offset``, which asked for items up to ``end``."""
@@ -111,7 +117,7 @@ class ReorderBuffer:
 
     def empty_offsets(self) -> list[int]:
         """The offsets of the empty pages held: nothing is known past them."""
-        return [offset for offset, (page, _) in self._ready.items() if not page.data]
+        return list(self._empty)
 
     # -- what continues the cursor -------------------------------------------
 
@@ -123,6 +129,7 @@ class ReorderBuffer:
         """
         ready = self._ready.pop(cursor, None)
         if ready is not None:
+            self._empty.discard(cursor)
             return cursor, *ready
         for offset, (page, full) in sorted(self._ready.items()):
             if offset < cursor < offset + len(page.data):
@@ -148,8 +155,10 @@ class ReorderBuffer:
         for offset in passed:
             if offset < cursor or self._ready[offset][0].data:
                 del self._ready[offset]
-        for offset in [o for o in self._failed if o < cursor]:
-            del self._failed[offset]
+                self._empty.discard(offset)
+        if self._failed:
+            for offset in [o for o in self._failed if o < cursor]:
+                del self._failed[offset]
 
     # -- what to hand out ----------------------------------------------------
 

@@ -47,12 +47,7 @@ class RepeatGuard:
         repeat = self._page_repeat(offset, items, bounded=bounded)
         if repeat is not None:
             return 0, repeat
-        # Both batch endpoints' items carry ``metadata.job_id``; an item of an
-        # endpoint without one has no id, and is judged by the page check above.
-        keys = [
-            None if (m := getattr(item, "metadata", None)) is None else (m.job_id or None)
-            for item in items
-        ]
+        keys = _job_ids(items)
         # One pass in C for the usual page, whose ids are all new.
         new = len(keys) if self._recent.keys().isdisjoint(keys) else self._first_seen(keys)
         error = None
@@ -92,15 +87,11 @@ class RepeatGuard:
 
     def _remember(self, offset: int, keys: list[str | None]) -> None:
         """Remember the first offset of each id in ``keys``: the items' ids from ``offset`` on."""
-        ids = dict(zip(keys, range(offset, offset + len(keys)), strict=True))
-        if len(ids) != len(keys):
-            # An id twice in the page: its first offset is the one to name,
-            # and zipped backwards, the earliest wins.
-            ends = range(offset + len(keys) - 1, offset - 1, -1)
-            ids = dict(zip(reversed(keys), ends, strict=True))
-        ids.pop(None, None)
         recent = self._recent
-        recent.update(cast("dict[str, int]", ids))
+        for at, key in enumerate(keys, offset):
+            # An id twice in the page keeps its first offset, the one to name.
+            if key is not None and key not in recent:
+                recent[key] = at
         if len(recent) > 2 * _RECENT_JOB_IDS:
             # Dicts keep insertion order, and no id is inserted twice: the
             # first ones are the oldest.
@@ -110,3 +101,16 @@ class RepeatGuard:
         """The index of the first key that an earlier page delivered."""
         recent = self._recent
         return next(i for i, key in enumerate(keys) if key is not None and key in recent)
+
+
+def _job_ids(items: Sequence[Any]) -> list[str | None]:
+    """Each item's ``metadata.job_id``, or ``None`` where it has none."""
+    # Both batch endpoints' items carry ``metadata.job_id``; an item of an
+    # endpoint without one has no id, and is judged by the page check alone.
+    try:
+        return [None if (m := item.metadata) is None else (m.job_id or None) for item in items]
+    except AttributeError:
+        return [
+            None if (m := getattr(item, "metadata", None)) is None else (m.job_id or None)
+            for item in items
+        ]

@@ -50,11 +50,17 @@ _TRANSPORT_ERRORS: Final[tuple[tuple[type[BaseException], type[APIConnectionErro
 )
 
 
+def _frozen_headers(headers: Mapping[str, str]) -> CIMultiDictProxy[str]:
+    # aiohttp merges a multidict proxy into the session's headers as it is,
+    # where a plain mapping is copied into a new multidict at every request.
+    return CIMultiDictProxy(CIMultiDict(headers))
+
+
 @attrs.frozen
 class Request:
-    """How a client sends every request: its headers, timeout, proxy and body cap."""
+    """How a client sends every request: its headers, timeout and proxy."""
 
-    headers: Mapping[str, str]
+    headers: CIMultiDictProxy[str] = attrs.field(converter=_frozen_headers)
     timeout: aiohttp.ClientTimeout
     proxy: URL | None
     proxy_auth: aiohttp.BasicAuth | None

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from blat_async import _batch
 from blat_async._batch import BatchView, is_final_status
 from blat_async._pagination import Delivery, PageSize, ReadEnd, ReadPlan, end_of_read
 from blat_async._reorder import ReorderBuffer
@@ -155,6 +156,15 @@ def test_end_of_read(
 )
 def test_is_final_status(status: str | None, final: bool) -> None:
     assert is_final_status(status) is final
+
+
+def test_a_long_status_is_judged_but_not_kept() -> None:
+    # The status is the server's text: a long one must not stay in memory.
+    cached = _batch._normalized_short.cache_info().currsize
+    long_status = " completed" + " " * 10_000
+    assert is_final_status(long_status)
+    assert is_final_status("x" * 100_000) is False
+    assert _batch._normalized_short.cache_info().currsize == cached
 
 
 # -- what is known to exist ------------------------------------------------------
@@ -417,6 +427,17 @@ def test_a_short_page_is_not_the_end() -> None:
 
     assert not plan.done
     assert _asks(plan, limit=1) == [13]
+
+
+def test_no_request_is_sent_inside_a_long_page_that_arrived_ahead() -> None:
+    plan = _after_first_page()
+    assert _asks(plan, limit=4) == [10, 20, 30, 40]
+    plan.arrived(20, _at(20, 40))
+    # Longer still, and reaching past every page the read asked for.
+    plan.arrived(30, _at(30, 45))
+
+    # 60, where the first long page ends, is inside the second one.
+    assert _asks(plan, limit=4) == [75, 120]
 
 
 def test_a_long_page_overlapping_the_next_hands_out_no_duplicates() -> None:
@@ -984,6 +1005,20 @@ def test_the_buffer_forgets_what_the_cursor_passed_but_an_empty_page_at_it() -> 
     assert buffer.span_end(10) == 10  # the empty page: it covers nothing
 
 
+def test_the_buffer_knows_its_empty_pages_until_they_leave() -> None:
+    buffer = ReorderBuffer()
+    buffer.keep_end(10, _at(10, 0))
+    buffer.keep_end(30, _at(30, 0))
+    buffer.keep_end(50, _at(50, 0))
+    assert sorted(buffer.empty_offsets()) == [10, 30, 50]
+
+    buffer.keep(50, _at(50, 10), full=True)  # a page with items takes its place
+    assert buffer.take_at(10) is not None  # the cursor takes an empty page
+    buffer.discard_passed(31)  # the cursor passes another
+
+    assert buffer.empty_offsets() == []
+
+
 def test_a_failure_covers_only_its_own_offset() -> None:
     buffer = ReorderBuffer()
     buffer.fail(10, 20, _failure())
@@ -1032,9 +1067,16 @@ def test_any_page_lengths_order_and_failures_give_every_item_once_in_order(
     failed_offsets: set[int] = set()
     failed = False
     steps = 0
+    # What each request asked for, as far as the plan knew the page size,
+    # and what each page that came back holds.
+    spans: list[tuple[int, int]] = []
 
     while True:
         while (offset := plan.next_offset(limit)) is not None:
+            # No request for items that a request in flight or a page
+            # that arrived already covers.
+            assert not any(o <= offset < e for o, e in spans), (offset, spans)
+            spans.append((offset, offset + (plan.page_size or 1)))
             outstanding.append(offset)
             asked.append(offset)
         assert len(outstanding) <= limit
@@ -1059,9 +1101,14 @@ def test_any_page_lengths_order_and_failures_give_every_item_once_in_order(
         if failures and data.draw(st.integers(0, 9), label="fail") == 0:
             plan.gave_up(offset, InternalServerError(500))
             failed_offsets.add(offset)
+            # A failure covers only its own offset, never asked again.
+            spans = [span for span in spans if span[0] != offset]
             continue
         length = data.draw(st.integers(1, 25), label="page length")
-        plan.arrived(offset, server.page(offset, length))
+        page = server.page(offset, length)
+        plan.arrived(offset, page)
+        spans = [span for span in spans if span[0] != offset]
+        spans.append((offset, offset + len(page.data)))
 
     while not failed and (delivery := plan.next_delivery()) is not None:
         delivered += _ids([delivery])
