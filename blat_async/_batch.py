@@ -65,6 +65,9 @@ def _normalized_short(status: str) -> str:
     return status.strip().lower()
 
 
+_NOT_YET: Final = object()
+
+
 @attrs.define
 class BatchView:
     """What a read knows of its batch, from the pages that arrived.
@@ -81,11 +84,18 @@ class BatchView:
     status: str | None = None
     processed: int | None = None
     _order: int = 0
+    # `final` for the status in `_final_of`: a read asks a few times a page.
+    _final_of: object = attrs.field(default=_NOT_YET, init=False, eq=False, repr=False)
+    _final: bool = attrs.field(default=False, init=False, eq=False, repr=False)
 
     @property
     def final(self) -> bool:
         """Whether the batch's status says no more items will appear."""
-        return is_final_status(self.status)
+        status = self.status
+        if status is not self._final_of:
+            self._final_of = status
+            self._final = is_final_status(status)
+        return self._final
 
     @property
     def complete(self) -> bool:

@@ -383,7 +383,13 @@ class ReadPlan:
 
         ``limit`` is how many requests the read may have in flight.
         """
-        if self._asks_nothing() or len(self._requests) >= limit:
+        # Nothing while the read has ended, failed, or caught up with a running batch.
+        if (
+            self.ended is not None
+            or self._buffer.error is not None
+            or self._front is Front.CAUGHT_UP
+            or len(self._requests) >= limit
+        ):
             return None
         if self._span_end(self.cursor) is None:
             return self._send(self.cursor) if self._may_ask_cursor() else None
@@ -391,14 +397,6 @@ class ReadPlan:
             return None
         offset = self._first_uncovered(self._bound())
         return None if offset is None else self._send(offset)
-
-    def _asks_nothing(self) -> bool:
-        """Whether the read has ended, failed, or caught up with a running batch."""
-        return (
-            self.ended is not None
-            or self._buffer.error is not None
-            or self._front is Front.CAUGHT_UP
-        )
 
     def _may_ask_cursor(self) -> bool:
         """Whether the cursor, which nothing covers, may be asked for now.
@@ -547,8 +545,9 @@ class ReadPlan:
         that was caught up and no longer is (a page showed more) asks for the
         cursor alone, as after a poll.
         """
-        self._buffer.error = self._buffer.failure_at(self.cursor)
-        if self._at_running_front():
+        if self._buffer.failures:
+            self._buffer.error = self._buffer.failure_at(self.cursor)
+        if self.follow and self._at_running_front():
             self._front = Front.CAUGHT_UP
         elif self._front is Front.CAUGHT_UP:
             self._front = Front.PROBING
@@ -620,7 +619,7 @@ class ReadPlan:
 
     def _at_running_front(self) -> bool:
         """Whether a follow-mode read has read all a running batch has shown for now."""
-        if not self.follow or self.batch.final or self._at_cursor is CursorPage.FULL:
+        if self.batch.final or self._at_cursor is CursorPage.FULL:
             return False
         # An empty page says so whatever `processed` claims; asking again at
         # once would only get it again.

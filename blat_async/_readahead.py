@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
-from typing import Any
+from typing import Any, NamedTuple
 
 import attrs
 
@@ -36,8 +36,7 @@ __all__ = [
 ]
 
 
-@attrs.frozen
-class Fetched:
+class Fetched(NamedTuple):
     """A page that arrived and decoded, and the length of its body in bytes."""
 
     page: Page

@@ -11,8 +11,7 @@ ends, are the plan's (``_pagination.py``).
 from __future__ import annotations
 
 from collections import deque
-
-import attrs
+from typing import NamedTuple
 
 from ._endpoints import Page
 from .errors import BlatError
@@ -22,8 +21,7 @@ __all__ = ["Delivery", "ReorderBuffer"]
 _Page = Page
 
 
-@attrs.frozen
-class Delivery:
+class Delivery(NamedTuple):
     """A page ready to hand to the caller: its first item's offset and its new items."""
 
     offset: int

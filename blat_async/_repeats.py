@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Sequence
-from itertools import islice
-from typing import Any, Final, cast
+from typing import Any, Final
 
 from .errors import PaginationError
 
@@ -26,11 +26,13 @@ class RepeatGuard:
     before.
     """
 
-    __slots__ = ("_last_data", "_last_offset", "_recent", "_repeats")
+    __slots__ = ("_last_data", "_last_offset", "_pages", "_recent", "_repeats")
 
     def __init__(self) -> None:
-        self._recent: dict[str, int] = {}
-        """Offsets of the job ids delivered lately: at least the last 2,048 of them."""
+        self._recent: set[str | None] = set()
+        """The job ids delivered lately: at least the last 2,048 of them. Never ``None``."""
+        self._pages: deque[tuple[int, list[str | None]]] = deque()
+        """The offset and the ids of each page that brought ids to ``_recent``, oldest first."""
         self._last_data: Sequence[Any] = ()
         self._last_offset = 0
         self._repeats = 0
@@ -49,14 +51,14 @@ class RepeatGuard:
             return 0, repeat
         keys = _job_ids(items)
         # One pass in C for the usual page, whose ids are all new.
-        new = len(keys) if self._recent.keys().isdisjoint(keys) else self._first_seen(keys)
+        new = len(keys) if self._recent.isdisjoint(keys) else self._first_seen(keys)
         error = None
         if new < len(keys):
             # Looked up before `_remember`, which may forget the oldest ids.
-            key = cast("str", keys[new])
+            key = keys[new]
             error = PaginationError(
                 f"job {key!r} at offset {offset + new} was already delivered at offset "
-                f"{self._recent[key]}; the server repeats items, so the read stops rather "
+                f"{self._offset_of(key)}; the server repeats items, so the read stops rather "
                 "than yield one twice"
             )
         self._remember(offset, keys[:new])
@@ -86,21 +88,32 @@ class RepeatGuard:
         )
 
     def _remember(self, offset: int, keys: list[str | None]) -> None:
-        """Remember the first offset of each id in ``keys``: the items' ids from ``offset`` on."""
+        """Remember the ids in ``keys``: those of the items from ``offset`` on."""
         recent = self._recent
-        for at, key in enumerate(keys, offset):
-            # An id twice in the page keeps its first offset, the one to name.
-            if key is not None and key not in recent:
-                recent[key] = at
+        recent.update(keys)  # set operations in C: a long read does this millions of times
+        recent.discard(None)
+        self._pages.append((offset, keys))
         if len(recent) > 2 * _RECENT_JOB_IDS:
-            # Dicts keep insertion order, and no id is inserted twice: the
-            # first ones are the oldest.
-            self._recent = dict(islice(recent.items(), len(recent) - _RECENT_JOB_IDS, None))
+            self._forget()
+
+    def _forget(self) -> None:
+        """Forget the oldest pages' ids, as long as the last 2,048 ids stay."""
+        pages, recent = self._pages, self._recent
+        # No id is in two pages: a repeat across pages stops the read.
+        while len(recent) - len(pages[0][1]) >= _RECENT_JOB_IDS:
+            recent.difference_update(pages.popleft()[1])
 
     def _first_seen(self, keys: list[str | None]) -> int:
         """The index of the first key that an earlier page delivered."""
         recent = self._recent
         return next(i for i, key in enumerate(keys) if key is not None and key in recent)
+
+    def _offset_of(self, key: str | None) -> int:
+        """The offset at which a remembered id was first delivered."""
+        for offset, keys in self._pages:
+            if key in keys:
+                return offset + keys.index(key)
+        raise AssertionError(f"{key!r} is not remembered")  # pragma: no cover - see check()
 
 
 def _job_ids(items: Sequence[Any]) -> list[str | None]:

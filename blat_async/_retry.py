@@ -1,10 +1,11 @@
-"""The retry policy, its backoff arithmetic, the one retry loop, and the 429 back-off."""
+"""The retry policy, its backoff arithmetic, the one retry loop, the 429 back-off, and the slots."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import random
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Final, TypeVar
 
@@ -16,7 +17,15 @@ from .errors import (
     RateLimitError,
 )
 
-__all__ = ["DEFAULT_RETRY", "RatePause", "RetryPolicy", "Throttle", "is_retryable", "retrying"]
+__all__ = [
+    "DEFAULT_RETRY",
+    "RatePause",
+    "RetryPolicy",
+    "Slots",
+    "Throttle",
+    "is_retryable",
+    "retrying",
+]
 
 logger = logging.getLogger("blat_async")
 
@@ -198,6 +207,52 @@ class RatePause:
     def extend(self, delay: float) -> None:
         """Make every request wait at least ``delay`` seconds from now."""
         self._resume_at = max(self._resume_at, asyncio.get_running_loop().time() + delay)
+
+
+class Slots:
+    """A client's request slots: at most ``size`` requests in flight, first come, first served.
+
+    `asyncio.Semaphore`'s rules, with a way in that needs no await: a request
+    that finds a slot free and nobody waiting takes it at once (`take_nowait`).
+    A slot given back goes straight to the first request still waiting.
+    """
+
+    __slots__ = ("_free", "_waiters")
+
+    def __init__(self, size: int) -> None:
+        self._free = size
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    def take_nowait(self) -> bool:
+        """Take a free slot; return whether one was taken."""
+        # No slot is free while a request waits: each freed one goes to a waiter.
+        if self._free:
+            self._free -= 1
+            return True
+        return False
+
+    async def take(self) -> None:
+        """Take a slot, waiting for one in turn if none is free."""
+        if self.take_nowait():
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if not waiter.cancelled():
+                # Handed a slot, and cancelled before using it: pass it on.
+                self.give_back()
+            raise
+
+    def give_back(self) -> None:
+        """Free a slot: the first request still waiting gets it."""
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():  # a cancelled waiter is done
+                waiter.set_result(None)
+                return
+        self._free += 1
 
 
 class Throttle:

@@ -10,7 +10,7 @@ it. What the bytes mean is decided elsewhere, without I/O (``_protocol.py``).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Final
+from typing import Final, NamedTuple
 
 import aiohttp
 import attrs
@@ -66,8 +66,7 @@ class Request:
     proxy_auth: aiohttp.BasicAuth | None
 
 
-@attrs.frozen
-class Response:
+class Response(NamedTuple):
     """An answer: its status, its headers and its whole body, decompressed."""
 
     status: int

@@ -29,7 +29,7 @@ from ._readahead import (
     items_of,
     pages_of,
 )
-from ._retry import DEFAULT_RETRY, RatePause, RetryPolicy, retrying
+from ._retry import DEFAULT_RETRY, RatePause, RetryPolicy, Slots, retrying
 from ._transport import Request, Response, env_proxy, send
 from ._version import __version__
 from .errors import BlatError
@@ -55,8 +55,8 @@ class _Shared:
         self.owns_session = session is None
         self.max_in_flight = max_in_flight
         # One slot a request, taken before its attempt starts and its timeout
-        # runs; asyncio's semaphore serves waiters in the order they came.
-        self.slots = asyncio.Semaphore(max_in_flight)
+        # runs; waiters are served in the order they came.
+        self.slots = Slots(max_in_flight)
         self.pause = RatePause()
         self.rng = random.Random()
         self.tasks: set[asyncio.Task[None]] = set()
@@ -390,7 +390,10 @@ class BlatClient:
         """Send one request in one of the client's slots, and decode its answer."""
         session = self._shared.get_session()
         limit = self._max_response_bytes or endpoint.max_response_bytes
-        async with self._shared.slots:
+        slots = self._shared.slots
+        if not slots.take_nowait():
+            await slots.take()
+        try:
             # Waited here, with the slot held: a request that was waiting for
             # a slot when another one got a 429 waits out the pause too.
             # Skipped, await and all, by a client that never saw a 429.
@@ -398,6 +401,8 @@ class BlatClient:
                 await self._shared.pause.wait()
             logger.debug("GET %s", url)
             response = await send(session, url, self._request, max_bytes=limit, on_answer=on_answer)
+        finally:
+            slots.give_back()
         return Fetched(self._decode(endpoint, response, url), len(response.body))
 
     def _decode(self, endpoint: Endpoint[PageT], response: Response, url: URL) -> PageT:

@@ -13,6 +13,7 @@ from blat_async._retry import (
     DEFAULT_RETRY,
     RatePause,
     RetryPolicy,
+    Slots,
     Throttle,
     is_retryable,
     retrying,
@@ -397,3 +398,71 @@ async def test_a_retry_log_line_names_the_url_once(caplog: pytest.LogCaptureFixt
     [line] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("retry")]
     assert line.count(url) == 1, line
     assert line == f"retry 1 of 1 for GET {url} in 0.00 s: HTTP 503"
+
+
+# -- the client's request slots ------------------------------------------------------
+
+
+async def test_slots_are_taken_at_once_while_free_and_given_back() -> None:
+    slots = Slots(2)
+
+    assert [slots.take_nowait() for _ in range(3)] == [True, True, False]
+    slots.give_back()
+    assert slots.take_nowait()
+
+
+async def test_slots_serve_waiters_in_the_order_they_came() -> None:
+    slots = Slots(1)
+    assert slots.take_nowait()
+    served: list[int] = []
+
+    async def request(number: int) -> None:
+        await slots.take()
+        served.append(number)
+
+    waiting = [asyncio.create_task(request(number)) for number in range(4)]
+    await asyncio.sleep(0)
+    for _ in range(4):
+        assert not slots.take_nowait()  # a newcomer never jumps the queue
+        slots.give_back()
+        await asyncio.sleep(0)
+
+    async with asyncio.timeout(5):
+        await asyncio.gather(*waiting)
+    assert served == [0, 1, 2, 3]
+
+
+async def test_a_waiter_cancelled_in_the_queue_takes_no_slot() -> None:
+    slots = Slots(1)
+    assert slots.take_nowait()
+    first = asyncio.create_task(slots.take())
+    second = asyncio.create_task(slots.take())
+    await asyncio.sleep(0)
+
+    first.cancel()
+    await asyncio.sleep(0)
+    slots.give_back()
+    async with asyncio.timeout(5):
+        await second
+
+    assert first.cancelled()
+    assert not slots.take_nowait()  # the second holds the only slot
+    slots.give_back()
+    assert slots.take_nowait()
+
+
+async def test_a_waiter_cancelled_after_it_was_handed_a_slot_passes_it_on() -> None:
+    slots = Slots(1)
+    assert slots.take_nowait()
+    first = asyncio.create_task(slots.take())
+    second = asyncio.create_task(slots.take())
+    await asyncio.sleep(0)
+
+    slots.give_back()  # handed to the first, which has not run yet
+    first.cancel()
+    await asyncio.gather(first, return_exceptions=True)
+    async with asyncio.timeout(5):
+        await second
+
+    assert first.cancelled()
+    assert not slots.take_nowait()  # the second holds the only slot
