@@ -43,6 +43,7 @@ __all__ = ["StructureError", "structure_page", "structure_scrape_page"]
 
 _T = TypeVar("_T")
 _Page = TypeVar("_Page")
+_Model = TypeVar("_Model", bound=attrs.AttrsInstance)
 
 
 class StructureError(Exception):
@@ -150,6 +151,39 @@ def _object_hook(
     return structure
 
 
+def _builder(cls: type[_Model]) -> Callable[..., _Model]:
+    """A function that builds ``cls`` from every field's value, in order, without ``__init__``.
+
+    A frozen attrs class's ``__init__`` sets each field through
+    ``object.__setattr__``, which is most of the cost of structuring an item;
+    the builder sets each slot through its descriptor, which builds an equal
+    object in two thirds of the time. Only for a slotted class whose
+    ``__init__`` does nothing else: no validator, converter or init hook.
+    """
+    fields = attrs.fields(cls)
+    names = [field.name for field in fields]
+    slots = set(cls.__dict__.get("__slots__", ())) - {"__weakref__"}
+    if (
+        slots != set(names)
+        or any(f.validator or f.converter or not f.init for f in fields)
+        or any(hasattr(cls, hook) for hook in ("__attrs_pre_init__", "__attrs_post_init__"))
+    ):
+        raise TypeError(f"{cls.__name__}.__init__ does more than set its slots")
+    values = ", ".join(f"v{index}" for index in range(len(names)))
+    sets = "".join(f"    set{index}(built, v{index})\n" for index in range(len(names)))
+    scope: dict[str, Any] = {"new": object.__new__, "cls": cls}
+    scope.update({f"set{index}": cls.__dict__[name].__set__ for index, name in enumerate(names)})
+    # Generated as attrs generates ``__init__``: one plain function, no loop.
+    exec(f"def build({values}):\n    built = new(cls)\n{sets}    return built\n", scope)  # noqa: S102
+    build: Callable[..., _Model] = scope["build"]
+    return build
+
+
+_sitemap_metadata: Final = _builder(BatchScrapeSitemapMetadata)
+_sitemap_item: Final = _builder(BatchScrapeSitemapData)
+_scrape_metadata: Final = _builder(BatchScrapeMetadata)
+_scrape_item: Final = _builder(BatchScrapeData)
+
 _MAYBE_STR: Final = frozenset({str, type(None)})
 _MAYBE_BOOL: Final = frozenset({bool, type(None)})
 
@@ -189,7 +223,7 @@ def _item_fast(raw: Any) -> BatchScrapeSitemapData:
             or type(url) not in _MAYBE_STR
         ):
             raise TypeError
-        metadata = BatchScrapeSitemapMetadata(batch_id, job_id, url)
+        metadata = _sitemap_metadata(batch_id, job_id, url)
     success, error, error_code = get("success"), get("error"), get("error_code")
     if (
         type(success) not in _MAYBE_BOOL
@@ -197,8 +231,8 @@ def _item_fast(raw: Any) -> BatchScrapeSitemapData:
         or type(error_code) not in _MAYBE_STR
     ):
         raise TypeError
-    # Positional, for speed: the field order is pinned by a test.
-    return BatchScrapeSitemapData(metadata, success, error, error_code, _strings_fast(get("links")))
+    # In field order, which a test pins.
+    return _sitemap_item(metadata, success, error, error_code, _strings_fast(get("links")))
 
 
 def _scrape_item_fast(raw: Any) -> BatchScrapeData:
@@ -233,7 +267,7 @@ def _scrape_item_fast(raw: Any) -> BatchScrapeData:
             )
         ):
             raise TypeError
-        metadata = BatchScrapeMetadata(batch_id, job_id, url, final_url, status_code)
+        metadata = _scrape_metadata(batch_id, job_id, url, final_url, status_code)
     success, error, error_code, content = (
         get("success"),
         get("error"),
@@ -247,8 +281,8 @@ def _scrape_item_fast(raw: Any) -> BatchScrapeData:
         or type(content) not in _MAYBE_STR
     ):
         raise TypeError
-    # Positional, for speed: the field order is pinned by a test.
-    return BatchScrapeData(
+    # In field order, which a test pins.
+    return _scrape_item(
         metadata, success, error, error_code, content, _strings_fast(get("extracted_links"))
     )
 

@@ -440,6 +440,87 @@ def test_the_fast_item_hook_builds_fields_in_declaration_order() -> None:
     ]
 
 
+# -- building items without __init__ ------------------------------------------------
+
+
+_BUILT = [
+    (_converter._sitemap_metadata, BatchScrapeSitemapMetadata, ("b1", "j1", "https://a.example/")),
+    (
+        _converter._sitemap_item,
+        BatchScrapeSitemapData,
+        (BatchScrapeSitemapMetadata(job_id="j1"), False, "gone", "E1", ("https://a.example/",)),
+    ),
+    (
+        _converter._scrape_metadata,
+        BatchScrapeMetadata,
+        ("b1", "j1", "https://a.example/", "https://b.example/", 404),
+    ),
+    (
+        _converter._scrape_item,
+        BatchScrapeData,
+        (BatchScrapeMetadata(job_id="j1"), True, None, None, "# Title", ("https://a.example/",)),
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("build", "cls", "values"), _BUILT, ids=lambda v: getattr(v, "__name__", "")
+)
+def test_a_built_item_is_the_one_its_class_makes(
+    build: Callable[..., Any], cls: type[Any], values: tuple[Any, ...]
+) -> None:
+    built, made = build(*values), cls(*values)
+
+    assert type(built) is cls
+    assert built == made
+    assert hash(built) == hash(made)
+    assert repr(built) == repr(made)
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        built.success = None
+
+
+@attrs.frozen
+class _Checked:
+    count: int = attrs.field(validator=attrs.validators.instance_of(int))
+
+
+@attrs.frozen
+class _Converted:
+    name: str = attrs.field(converter=str)
+
+
+@attrs.frozen
+class _Hooked:
+    name: str
+
+    def __attrs_post_init__(self) -> None:
+        pass
+
+
+@attrs.frozen
+class _PreHooked:
+    name: str
+
+    def __attrs_pre_init__(self) -> None:
+        pass
+
+
+@attrs.frozen
+class _Derived:
+    name: str = attrs.field(init=False, default="x")
+
+
+@attrs.frozen(slots=False)
+class _Unslotted:
+    name: str
+
+
+@pytest.mark.parametrize("cls", [_Checked, _Converted, _Hooked, _PreHooked, _Derived, _Unslotted])
+def test_no_builder_for_a_class_whose_init_does_more_than_set_slots(cls: type[Any]) -> None:
+    with pytest.raises(TypeError, match="does more than set its slots"):
+        _converter._builder(cls)
+
+
 # -- both kinds of page ---------------------------------------------------------------
 
 
