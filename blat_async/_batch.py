@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from typing import Final
 
 import attrs
@@ -44,25 +43,7 @@ A batch that was cancelled, failed or expired may stop short of ``total``.
 
 def is_final_status(status: str | None) -> bool:
     """Whether a batch with this status will get no more items."""
-    return status is not None and _normalized(status) in FINAL_STATUSES
-
-
-_CACHED_STATUS_CHARS: Final = 64
-
-
-def _normalized(status: str) -> str:
-    """A status as compared: stripped and in lower case."""
-    # A read asks about its batch's status a few times a page, and a batch
-    # has few statuses: cached, each is cleaned once. Not a long one: the
-    # cache would keep whatever the server sent.
-    if len(status) > _CACHED_STATUS_CHARS:
-        return status.strip().lower()
-    return _normalized_short(status)
-
-
-@functools.lru_cache(maxsize=64)
-def _normalized_short(status: str) -> str:
-    return status.strip().lower()
+    return status is not None and status.strip().lower() in FINAL_STATUSES
 
 
 _NOT_YET: Final = object()
@@ -84,7 +65,8 @@ class BatchView:
     status: str | None = None
     processed: int | None = None
     _order: int = 0
-    # `final` for the status in `_final_of`: a read asks a few times a page.
+    # `final` for the status `_final_of`: a read asks a few times a page, and
+    # each page brings the same status again as a new string.
     _final_of: object = attrs.field(default=_NOT_YET, init=False, eq=False, repr=False)
     _final: bool = attrs.field(default=False, init=False, eq=False, repr=False)
 
@@ -92,7 +74,7 @@ class BatchView:
     def final(self) -> bool:
         """Whether the batch's status says no more items will appear."""
         status = self.status
-        if status is not self._final_of:
+        if status != self._final_of:
             self._final_of = status
             self._final = is_final_status(status)
         return self._final
@@ -100,7 +82,7 @@ class BatchView:
     @property
     def complete(self) -> bool:
         """Whether the batch's status says it ran to its end, so it holds ``total`` items."""
-        return self.status is not None and _normalized(self.status) in _COMPLETE_STATUSES
+        return self.status is not None and self.status.strip().lower() in _COMPLETE_STATUSES
 
     def note(self, page: _Page, offset: int, *, order: int, total_then: int | None) -> None:
         """Take in the page fetched at ``offset``; raise `PaginationError` if it contradicts.

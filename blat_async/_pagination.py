@@ -425,8 +425,10 @@ class ReadPlan:
         if self.stop is not None and (bound is None or self.stop < bound):
             bound = self.stop
         empty = self._buffer.empty_offsets()
-        if empty and (bound is None or min(empty) < bound):
-            bound = min(empty)
+        if empty:
+            first_empty = min(empty)
+            if bound is None or first_empty < bound:
+                bound = first_empty
         return bound
 
     def _first_uncovered(self, bound: int | None) -> int | None:

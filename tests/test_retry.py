@@ -432,12 +432,18 @@ async def test_slots_serve_waiters_in_the_order_they_came() -> None:
     assert served == [0, 1, 2, 3]
 
 
-async def test_a_waiter_cancelled_in_the_queue_takes_no_slot() -> None:
+async def _two_waiting() -> tuple[Slots, asyncio.Task[None], asyncio.Task[None]]:
+    """One slot, taken, and two requests waiting for it in turn."""
     slots = Slots(1)
     assert slots.take_nowait()
     first = asyncio.create_task(slots.take())
     second = asyncio.create_task(slots.take())
     await asyncio.sleep(0)
+    return slots, first, second
+
+
+async def test_a_waiter_cancelled_in_the_queue_takes_no_slot() -> None:
+    slots, first, second = await _two_waiting()
 
     first.cancel()
     await asyncio.sleep(0)
@@ -452,11 +458,7 @@ async def test_a_waiter_cancelled_in_the_queue_takes_no_slot() -> None:
 
 
 async def test_a_waiter_cancelled_after_it_was_handed_a_slot_passes_it_on() -> None:
-    slots = Slots(1)
-    assert slots.take_nowait()
-    first = asyncio.create_task(slots.take())
-    second = asyncio.create_task(slots.take())
-    await asyncio.sleep(0)
+    slots, first, second = await _two_waiting()
 
     slots.give_back()  # handed to the first, which has not run yet
     first.cancel()
